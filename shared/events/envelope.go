@@ -1,0 +1,119 @@
+// Package events holds the envelope every topic carries, the topics themselves, publishing
+// with ordering keys after schema validation, and decoding of Pub/Sub pushes delivered as
+// CloudEvents by functions-framework-go.
+package events
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Envelope is the JSON document published on every topic except budget_alerts (which the
+// billing service writes in its own format). The top-level fields are the CloudEvents
+// attributes plus the platform's tracing and subject fields; Data is the topic's payload.
+type Envelope struct {
+	EventID       string          `json:"event_id"`
+	Type          string          `json:"type"`
+	Source        string          `json:"source"`
+	Time          string          `json:"time"` // RFC 3339, UTC
+	CorrelationID string          `json:"correlation_id"`
+	CausationID   string          `json:"causation_id"`
+	Actor         string          `json:"actor"`
+	AgentID       string          `json:"agent_id"`
+	EngagementID  string          `json:"engagement_id"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// NewID returns a random 128-bit identifier in hex, used for event ids and correlation ids.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("events: crypto/rand: %v", err)) // never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// New builds an envelope with a fresh event id and the current time; a missing correlation
+// id starts a new business flow.
+func New(typ, source, actor string, data any) (Envelope, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("events: marshal %s data: %w", typ, err)
+	}
+	id := NewID()
+	return Envelope{
+		EventID:       id,
+		Type:          typ,
+		Source:        source,
+		Time:          time.Now().UTC().Format(time.RFC3339Nano),
+		CorrelationID: id,
+		Actor:         actor,
+		Data:          raw,
+	}, nil
+}
+
+// CausedBy makes e a consequence of cause: same business flow, cause as its causation.
+func (e Envelope) CausedBy(cause Envelope) Envelope {
+	e.CorrelationID = cause.CorrelationID
+	e.CausationID = cause.EventID
+	return e
+}
+
+// Topic names, as in infra/infrastructure.yaml.
+const (
+	TopicApprovals          = "approvals"
+	TopicDecisions          = "decisions"
+	TopicHealthEvents       = "health_events"
+	TopicPolicyAttestations = "policy_attestations"
+	TopicAuditEvents        = "audit_events"
+	TopicSLOBreach          = "slo_breach"
+	TopicBudgetAlerts       = "budget_alerts"
+)
+
+// OrderingKeys names, per topic, the field whose value becomes the Pub/Sub ordering key:
+// an envelope field, or "data.<field>" for a payload field. "" means unordered.
+var OrderingKeys = map[string]string{
+	TopicApprovals:          "data.approval_id",
+	TopicDecisions:          "data.approval_id",
+	TopicHealthEvents:       "agent_id",
+	TopicPolicyAttestations: "correlation_id",
+	TopicAuditEvents:        "data.stream",
+	TopicSLOBreach:          "data.service",
+	TopicBudgetAlerts:       "",
+}
+
+// OrderingKey returns the ordering key of e on topic.
+func OrderingKey(topic string, e Envelope) (string, error) {
+	field, ok := OrderingKeys[topic]
+	if !ok {
+		return "", fmt.Errorf("events: unknown topic %q", topic)
+	}
+	switch field {
+	case "":
+		return "", nil
+	case "agent_id":
+		return e.AgentID, nil
+	case "engagement_id":
+		return e.EngagementID, nil
+	case "correlation_id":
+		return e.CorrelationID, nil
+	}
+	const prefix = "data."
+	if len(field) <= len(prefix) || field[:len(prefix)] != prefix {
+		return "", fmt.Errorf("events: topic %s: unsupported ordering key field %q", topic, field)
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(e.Data, &data); err != nil {
+		return "", fmt.Errorf("events: ordering key of %s: %w", e.EventID, err)
+	}
+	var key string
+	if raw, ok := data[field[len(prefix):]]; ok {
+		if err := json.Unmarshal(raw, &key); err != nil {
+			return "", fmt.Errorf("events: ordering key %s of %s: %w", field, e.EventID, err)
+		}
+	}
+	return key, nil
+}

@@ -1,0 +1,98 @@
+package events
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+func health(t *testing.T) Envelope {
+	t.Helper()
+	e, err := New("waooaw.health.reported", "//test", "client:t", map[string]string{
+		"agent_id": "agent-7", "engagement_id": "eng-1", "status": "critical", "check_type": "http", "observed_at": "2026-11-26T10:00:00Z",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AgentID, e.EngagementID = "agent-7", "eng-1"
+	return e
+}
+
+func TestOrderingKey(t *testing.T) {
+	h := health(t)
+	audit := h
+	audit.Data = json.RawMessage(`{"stream":"eng-1","event_type":"x"}`)
+	tests := []struct {
+		topic string
+		env   Envelope
+		want  string
+	}{
+		{TopicHealthEvents, h, "agent-7"},
+		{TopicPolicyAttestations, h, h.CorrelationID},
+		{TopicAuditEvents, audit, "eng-1"},
+		{TopicApprovals, audit, ""}, // no approval_id in data
+		{TopicBudgetAlerts, h, ""},
+	}
+	for _, tt := range tests {
+		got, err := OrderingKey(tt.topic, tt.env)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: key %q, %v; want %q", tt.topic, got, err, tt.want)
+		}
+	}
+	if _, err := OrderingKey("nope", h); err == nil {
+		t.Error("unknown topic accepted")
+	}
+}
+
+func TestEncodeRefusesSchemaViolation(t *testing.T) {
+	e := health(t)
+	if _, err := Encode(TopicHealthEvents, e); err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	e.Data = json.RawMessage(`{"agent_id":"a"}`)
+	if _, err := Encode(TopicHealthEvents, e); err == nil || !strings.Contains(err.Error(), "data.engagement_id") {
+		t.Fatalf("err = %v, want data.engagement_id named", err)
+	}
+}
+
+func TestCausedBy(t *testing.T) {
+	cause := health(t)
+	next := health(t).CausedBy(cause)
+	if next.CorrelationID != cause.CorrelationID || next.CausationID != cause.EventID || next.EventID == cause.EventID {
+		t.Fatalf("caused-by = %+v", next)
+	}
+}
+
+func pushEvent(t *testing.T, data []byte) event.Event {
+	t.Helper()
+	ce := event.New()
+	ce.SetID("m1")
+	ce.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	ce.SetSource("//pubsub.googleapis.com/projects/p/topics/health_events")
+	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": base64.StdEncoding.EncodeToString(data), "messageId": "m1"}})
+	if err := ce.SetData("application/json", json.RawMessage(body)); err != nil {
+		t.Fatal(err)
+	}
+	return ce
+}
+
+func TestFromCloudEvent(t *testing.T) {
+	want := health(t)
+	b, err := Encode(TopicHealthEvents, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, msg, err := FromCloudEvent(TopicHealthEvents, pushEvent(t, b))
+	if err != nil || got.EventID != want.EventID || msg.MessageID != "m1" {
+		t.Fatalf("got %+v %+v %v", got, msg, err)
+	}
+	for _, bad := range []string{`not json`, `{"event_id":"x"}`} {
+		if _, _, err := FromCloudEvent(TopicHealthEvents, pushEvent(t, []byte(bad))); !errors.Is(err, ErrPoison) {
+			t.Errorf("%s: err = %v, want ErrPoison", bad, err)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+// Package infraspec reads infra/infrastructure.yaml, the single description of what the
+// platform deploys, so the local stack, the tests and Terraform agree on one set of names.
+package infraspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+)
+
+// RelPath is the file's path from the repository root.
+const RelPath = "infra/infrastructure.yaml"
+
+// Spec is infrastructure.yaml.
+type Spec struct {
+	Project         string           `yaml:"project"`
+	Region          string           `yaml:"region"`
+	Runtime         string           `yaml:"runtime"`
+	Topics          []Topic          `yaml:"topics"`
+	DeadLetter      DeadLetter       `yaml:"dead_letter"`
+	Subscriptions   []Subscription   `yaml:"subscriptions"`
+	Functions       []Function       `yaml:"functions"`
+	ServiceAccounts []ServiceAccount `yaml:"service_accounts"`
+	Secrets         []Secret         `yaml:"secrets"`
+	Workflows       []Workflow       `yaml:"workflows"`
+	Budget          Budget           `yaml:"budget"`
+}
+
+// Topic is a Pub/Sub topic with its Avro schema file.
+type Topic struct {
+	Name         string `yaml:"name"`
+	Schema       string `yaml:"schema"`
+	OrderingKey  string `yaml:"ordering_key"`
+	AttachSchema *bool  `yaml:"attach_schema"`
+}
+
+// SchemaAttached says whether Pub/Sub enforces the schema on the topic (default yes).
+func (t Topic) SchemaAttached() bool { return t.AttachSchema == nil || *t.AttachSchema }
+
+// DeadLetter is the policy every subscription gets.
+type DeadLetter struct {
+	MaxDeliveryAttempts int    `yaml:"max_delivery_attempts"`
+	Retention           string `yaml:"retention"`
+	MinimumBackoff      string `yaml:"minimum_backoff"`
+	MaximumBackoff      string `yaml:"maximum_backoff"`
+}
+
+// Subscription pushes a topic to a function.
+type Subscription struct {
+	Name               string `yaml:"name"`
+	Topic              string `yaml:"topic"`
+	PushFunction       string `yaml:"push_function"`
+	AckDeadlineSeconds int    `yaml:"ack_deadline_seconds"`
+	MessageOrdering    bool   `yaml:"message_ordering"`
+}
+
+// DeadLetterTopic is the name of the subscription's dead-letter topic.
+func (s Subscription) DeadLetterTopic() string { return s.Name + "-dlq" }
+
+// Function is a deployable Cloud Function.
+type Function struct {
+	Name           string            `yaml:"name"`
+	Source         string            `yaml:"source"`
+	EntryPoint     string            `yaml:"entry_point"`
+	Trigger        Trigger           `yaml:"trigger"`
+	ServiceAccount string            `yaml:"service_account"`
+	Memory         string            `yaml:"memory"`
+	MaxInstances   int               `yaml:"max_instances"`
+	Env            map[string]string `yaml:"env"`
+	Secrets        []SecretEnv       `yaml:"secrets"`
+}
+
+// Trigger says how a function is invoked.
+type Trigger struct {
+	Type         string `yaml:"type"` // http | pubsub
+	Topic        string `yaml:"topic"`
+	Subscription string `yaml:"subscription"`
+}
+
+// SecretEnv exposes a secret to a function.
+type SecretEnv struct {
+	Name   string `yaml:"name"`
+	Secret string `yaml:"secret"`
+}
+
+// ServiceAccount is a function's identity and its roles.
+type ServiceAccount struct {
+	Name  string   `yaml:"name"`
+	Roles []string `yaml:"roles"`
+}
+
+// Secret is a Secret Manager secret.
+type Secret struct {
+	Name string `yaml:"name"`
+}
+
+// Workflow is a Cloud Workflows definition.
+type Workflow struct {
+	Name   string `yaml:"name"`
+	Source string `yaml:"source"`
+}
+
+// Budget is the billing budget.
+type Budget struct {
+	MonthlyCapUSD      float64 `yaml:"monthly_cap_usd"`
+	NotificationsTopic string  `yaml:"notifications_topic"`
+}
+
+// Parse decodes and checks a spec; unknown keys are errors so a typo cannot pass silently.
+func Parse(b []byte) (*Spec, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("infraspec: %w", err)
+	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *Spec) check() error {
+	topics := map[string]bool{}
+	for _, t := range s.Topics {
+		if topics[t.Name] {
+			return fmt.Errorf("infraspec: topic %s declared twice", t.Name)
+		}
+		topics[t.Name] = true
+	}
+	fns := map[string]Function{}
+	for _, f := range s.Functions {
+		fns[f.Name] = f
+	}
+	for _, sub := range s.Subscriptions {
+		if !topics[sub.Topic] {
+			return fmt.Errorf("infraspec: subscription %s: unknown topic %s", sub.Name, sub.Topic)
+		}
+		if _, ok := fns[sub.PushFunction]; sub.PushFunction != "" && !ok {
+			return fmt.Errorf("infraspec: subscription %s: unknown function %s", sub.Name, sub.PushFunction)
+		}
+	}
+	for _, f := range s.Functions {
+		switch f.Trigger.Type {
+		case "http":
+		case "pubsub":
+			if !topics[f.Trigger.Topic] {
+				return fmt.Errorf("infraspec: function %s: unknown topic %s", f.Name, f.Trigger.Topic)
+			}
+		default:
+			return fmt.Errorf("infraspec: function %s: unknown trigger %q", f.Name, f.Trigger.Type)
+		}
+	}
+	if s.DeadLetter.MaxDeliveryAttempts < 5 || s.DeadLetter.MaxDeliveryAttempts > 100 {
+		return fmt.Errorf("infraspec: dead_letter.max_delivery_attempts %d outside Pub/Sub's 5..100", s.DeadLetter.MaxDeliveryAttempts)
+	}
+	return nil
+}
+
+// Function returns the named function.
+func (s *Spec) Function(name string) (Function, bool) {
+	for _, f := range s.Functions {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
+
+// Load reads the spec at path.
+func Load(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("infraspec: %w", err)
+	}
+	return Parse(b)
+}
+
+// RepoRoot walks up from dir to the folder holding infra/infrastructure.yaml, so tests in any
+// package can find the repository's files.
+func RepoRoot(dir string) (string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("infraspec: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, RelPath)); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("infraspec: no " + RelPath + " above " + dir)
+		}
+		d = parent
+	}
+}
+
+// LoadRepo finds and loads the repository's spec from the current directory.
+func LoadRepo() (*Spec, string, error) {
+	root, err := RepoRoot(".")
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := Load(filepath.Join(root, RelPath))
+	return s, root, err
+}
