@@ -47,6 +47,9 @@ func attributes(e Envelope) map[string]string {
 // message ordering on. Publishers are created per topic on first use and kept.
 type PubSub struct {
 	client *pubsub.Client
+	// Settings, if set before the first Publish, replace the library's publish settings
+	// (whose 10 ms batching delay is pure latency to a caller waiting on each publish).
+	Settings *pubsub.PublishSettings
 
 	mu   sync.Mutex
 	pubs map[string]*pubsub.Publisher
@@ -63,6 +66,9 @@ func (p *PubSub) publisher(topic string) *pubsub.Publisher {
 	pub, ok := p.pubs[topic]
 	if !ok {
 		pub = p.client.Publisher(topic)
+		if p.Settings != nil {
+			pub.PublishSettings = *p.Settings
+		}
 		pub.EnableMessageOrdering = true
 		p.pubs[topic] = pub
 	}

@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"regexp"
+
+	"waooaw.dev/governance/shared/config"
+)
+
+// Environment variables the gateway reads (FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST
+// are read by the client libraries themselves).
+const (
+	EnvProject    = "GOOGLE_CLOUD_PROJECT"
+	EnvIssuer     = "WAOOAW_JWT_ISSUER"
+	EnvAudience   = "WAOOAW_JWT_AUDIENCE"
+	EnvJWKSURL    = "WAOOAW_JWKS_URL"        // http(s):// or file://
+	EnvJWKS       = "WAOOAW_JWKS"            // the JWKS document itself (mounted from a secret)
+	EnvSecretsDir = "WAOOAW_SECRETS_DIR"     // secrets from files; unset = Secret Manager
+	EnvClients    = "WAOOAW_WEBHOOK_CLIENTS" // optional allow-list of webhook client ids
+)
+
+// Config is what the gateway needs from its environment.
+type Config struct {
+	Project    string
+	Issuer     string
+	Audience   string
+	JWKSURL    string // one of JWKSURL and JWKS is set
+	JWKS       string
+	SecretsDir string
+	// Clients, when not empty, are the only webhook clients accepted; a request from any
+	// other client is refused before a secret is looked up.
+	Clients []string
+}
+
+// ConfigFrom reads the configuration, naming every missing or malformed variable at once.
+func ConfigFrom(env *config.Env) (Config, error) {
+	c := Config{
+		Project:    env.Required(EnvProject),
+		Issuer:     env.Required(EnvIssuer),
+		Audience:   env.Required(EnvAudience),
+		SecretsDir: env.Optional(EnvSecretsDir, ""),
+		Clients:    env.List(EnvClients),
+	}
+	switch name, v := env.OneOf(EnvJWKSURL, EnvJWKS); name {
+	case EnvJWKSURL:
+		env.URL(EnvJWKSURL, v, "http", "https", "file")
+		c.JWKSURL = v
+	case EnvJWKS:
+		c.JWKS = v
+	}
+	if err := env.Err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// clientIDRE is what a webhook client id may look like: it becomes part of a secret name.
+var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// WebhookSecretName is the secret holding client's webhook key.
+func WebhookSecretName(client string) string { return "webhook-" + client }

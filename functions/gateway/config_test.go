@@ -1,0 +1,150 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/shared/auth"
+	"waooaw.dev/governance/shared/config"
+	"waooaw.dev/governance/shared/events"
+)
+
+func TestConfigFrom(t *testing.T) {
+	full := map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "p", "WAOOAW_JWT_ISSUER": "https://i", "WAOOAW_JWT_AUDIENCE": "a",
+		"WAOOAW_JWKS_URL": "http://127.0.0.1:9000/jwks.json", "WAOOAW_SECRETS_DIR": "/s", "WAOOAW_WEBHOOK_CLIENTS": "dev-client, other",
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range full {
+			m[a] = b
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(gateway.Config) bool
+	}{
+		{"complete", full, "", func(c gateway.Config) bool {
+			return c.Project == "p" && c.JWKSURL == "http://127.0.0.1:9000/jwks.json" && c.SecretsDir == "/s" && slices.Equal(c.Clients, []string{"dev-client", "other"})
+		}},
+		{"file JWKS URL", with("WAOOAW_JWKS_URL", "file:///tmp/jwks.json"), "", func(c gateway.Config) bool { return c.JWKSURL == "file:///tmp/jwks.json" }},
+		{"inline JWKS instead of a URL", func() map[string]string { m := with("WAOOAW_JWKS_URL", ""); m["WAOOAW_JWKS"] = `{"keys":[]}`; return m }(), "",
+			func(c gateway.Config) bool { return c.JWKS == `{"keys":[]}` && c.JWKSURL == "" }},
+		{"no secrets dir means Secret Manager", with("WAOOAW_SECRETS_DIR", ""), "", func(c gateway.Config) bool { return c.SecretsDir == "" }},
+		{"nothing set names everything", map[string]string{}, "config: missing GOOGLE_CLOUD_PROJECT, WAOOAW_JWT_ISSUER, WAOOAW_JWT_AUDIENCE, WAOOAW_JWKS_URL or WAOOAW_JWKS", nil},
+		{"bad JWKS scheme", with("WAOOAW_JWKS_URL", "ftp://x/jwks"), `config: invalid WAOOAW_JWKS_URL: scheme "ftp" is not one of http, https, file`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := gateway.ConfigFrom(config.FromMap(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr || !config.IsConfigError(err) {
+					t.Fatalf("err = %v\nwant  %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !tt.check(c) {
+				t.Fatalf("ConfigFrom = %+v, %v", c, err)
+			}
+		})
+	}
+}
+
+func TestRoleRules(t *testing.T) {
+	rules := gateway.DefaultRules()
+	user := func(role string) gateway.Principal { return gateway.Principal{Kind: "user", ID: "u", Role: role} }
+	client := gateway.Principal{Kind: "client", ID: "dev-client"}
+	tests := []struct {
+		p      gateway.Principal
+		action string
+		allow  bool
+	}{
+		{user(auth.RoleGovernor), gateway.ActionAuditVerify, true},
+		{user(auth.RoleAuditor), gateway.ActionAuditVerify, true},
+		{user(auth.RoleAdmin), gateway.ActionAuditVerify, false},
+		{user(auth.RoleViewer), gateway.ActionAuditVerify, false},
+		{client, gateway.ActionAuditVerify, false},
+		{client, "webhook.health", true},
+		{client, "webhook.slo", true},
+		{client, "webhook.approval", true},
+		{user(auth.RoleGovernor), "webhook.health", false},
+		{client, "webhook.unknown", false},
+		{user(auth.RoleAdmin), "anything.else", false},
+	}
+	for _, tt := range tests {
+		err := rules.Authorize(context.Background(), tt.p, tt.action, "r")
+		if (err == nil) != tt.allow || (err != nil && !errors.Is(err, gateway.ErrForbidden)) {
+			t.Errorf("%s %s %s: err = %v, want allow=%v", tt.p.Kind, tt.p.Role, tt.action, err, tt.allow)
+		}
+	}
+}
+
+// TestGatewayEntryPoint drives the registered function as Cloud Functions would: from the
+// environment alone. A request before the environment is complete gets a JSON 500 and the
+// next request, once it is, builds the gateway.
+func TestGatewayEntryPoint(t *testing.T) {
+	h := newHarness(t) // for its emulator project, topics, tap and secrets dir
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	jwks, err := h.key.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(gateway.Gateway))
+	defer srv.Close()
+	body := healthBody("agent-e", "eng-e", "healthy")
+	send := func() answer {
+		return do(t, signed(srv.URL+"/v1/webhooks/health", body, devClient, devSecret, time.Now()))
+	}
+
+	for _, k := range []string{gateway.EnvProject, gateway.EnvIssuer, gateway.EnvAudience, gateway.EnvJWKSURL, gateway.EnvJWKS, gateway.EnvSecretsDir, gateway.EnvClients} {
+		t.Setenv(k, "")
+	}
+	if a := send(); a.status != 500 || a.errMsg != "gateway not configured" {
+		t.Fatalf("unconfigured: %d %s", a.status, a.raw)
+	}
+
+	t.Setenv(gateway.EnvProject, h.env.Project)
+	t.Setenv(gateway.EnvIssuer, issuer)
+	t.Setenv(gateway.EnvAudience, audience)
+	t.Setenv(gateway.EnvJWKSURL, "file://"+jwksFile)
+	t.Setenv(gateway.EnvSecretsDir, h.dir)
+	a := send()
+	if a.status != http.StatusAccepted {
+		t.Fatalf("configured: %d %s", a.status, a.raw)
+	}
+	tok, err := h.key.Sign(auth.NewClaims(issuer, audience, "user:g", auth.RoleGovernor, "eng-e", time.Now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/audit/streams/eng-e/verify", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	// No auditor runs in this test, so the stream has no entries yet: the token and role
+	// were accepted (not 401/403) and the store was asked.
+	if v := do(t, r); v.status != http.StatusNotFound || !strings.Contains(v.errMsg, "unknown audit stream") {
+		t.Fatalf("verify through the entry point: %d %s", v.status, v.raw)
+	}
+	got := h.drain(t)
+	if len(got[events.TopicHealthEvents]) != 1 || got[events.TopicHealthEvents][0].EventID != a.eventID || len(got[events.TopicAuditEvents]) != 1 {
+		t.Fatalf("published %v", got)
+	}
+}

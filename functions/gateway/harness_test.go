@@ -1,0 +1,208 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/shared/auth"
+	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/secrets"
+)
+
+const (
+	issuer    = "http://issuer.local"
+	audience  = "waooaw-governance"
+	devClient = "dev-client"
+)
+
+var devSecret = []byte("dev-secret-for-tests")
+
+// Key generation costs tens of milliseconds: one pair serves the whole test binary.
+var (
+	keyOnce sync.Once
+	keyPair *auth.KeyPair
+	keyErr  error
+)
+
+func testKey(t testing.TB) *auth.KeyPair {
+	t.Helper()
+	keyOnce.Do(func() { keyPair, keyErr = auth.GenerateKeyPair() })
+	if keyErr != nil {
+		t.Fatal(keyErr)
+	}
+	return keyPair
+}
+
+// harness is a gateway on loopback, wired to the real emulators in a fresh project whose
+// topics all have a tap, with a JWKS served over http as the local stack serves its own.
+type harness struct {
+	env     *emulators.Env
+	url     string
+	key     *auth.KeyPair
+	tap     *emulators.Tap
+	dir     string // secrets
+	opts    gateway.Options
+	noTopic bool
+	logTo   io.Writer
+}
+
+type harnessOption func(*harness)
+
+func withClients(c ...string) harnessOption { return func(h *harness) { h.opts.Clients = c } }
+
+// withLog sends the gateway's log lines to w.
+func withLog(w io.Writer) harnessOption { return func(h *harness) { h.logTo = w } }
+
+// withoutTopics leaves the project empty, so publishing fails until topics are created.
+func withoutTopics() harnessOption { return func(h *harness) { h.noTopic = true } }
+
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
+	t.Helper()
+	h := &harness{env: emulators.ForTest(t), key: testKey(t), dir: t.TempDir()}
+	for _, o := range opts {
+		o(h)
+	}
+	if !h.noTopic {
+		h.tap = h.env.Tap(t) // provisions every topic of infrastructure.yaml and taps it
+	}
+	h.writeSecret(t, devClient, string(devSecret)+"\n")
+
+	jwks, err := h.key.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(jwks) }))
+	t.Cleanup(jwksSrv.Close)
+	keys, err := auth.NewJWKS(jwksSrv.URL + "/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(issuer, audience, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := gateway.NewPublisher(h.env.PubSub(t))
+	t.Cleanup(pub.Close)
+	h.opts.Publisher = pub
+	h.opts.Firestore = h.env.Firestore(t)
+	h.opts.Secrets = secrets.Dir(h.dir)
+	h.opts.Tokens = verifier
+	switch {
+	case h.logTo != nil:
+		h.opts.Logger = logging.New(h.logTo, &logging.Options{Project: h.env.Project})
+	case testing.Verbose():
+		h.opts.Logger = logging.New(os.Stderr, &logging.Options{Project: h.env.Project})
+	default:
+		h.opts.Logger = logging.New(io.Discard, nil)
+	}
+	gw, err := gateway.New(h.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+func (h *harness) writeSecret(t testing.TB, client, value string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(h.dir, gateway.WebhookSecretName(client)), []byte(value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signed builds a webhook request signed by client with secret at time at.
+func signed(url string, body []byte, client string, secret []byte, at time.Time) *http.Request {
+	r, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	auth.SignWebhook(r.Header, client, secret, body, at)
+	return r
+}
+
+func (h *harness) webhook(kind string, body []byte) *http.Request {
+	return signed(h.url+"/v1/webhooks/"+kind, body, devClient, devSecret, time.Now())
+}
+
+type answer struct {
+	status  int
+	header  http.Header
+	eventID string
+	errCode int
+	errMsg  string
+	raw     string
+}
+
+func do(t testing.TB, r *http.Request) answer {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatalf("%s %s: %v", r.Method, r.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("%s %s: Content-Type %q, body %s", r.Method, r.URL.Path, ct, b)
+	}
+	var v struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, b)
+	}
+	a.eventID = v.EventID
+	var eb gateway.ErrorBody
+	if resp.StatusCode >= 400 {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&eb); err != nil {
+			t.Fatalf("error answer is not {\"error\":{code,message}}: %v: %s", err, b)
+		}
+		a.errCode, a.errMsg = eb.Error.Code, eb.Error.Message
+		if a.errCode != resp.StatusCode || a.errMsg == "" {
+			t.Fatalf("error body %s does not match status %d", b, resp.StatusCode)
+		}
+	}
+	return a
+}
+
+func healthBody(agent, engagement, status string) []byte {
+	return []byte(`{"agent_id":"` + agent + `","engagement_id":"` + engagement + `","status":"` + status + `","check_type":"http","observed_at":"2026-11-26T10:00:00Z"}`)
+}
+
+// drain waits until the tap has been quiet for a while and returns what arrived, per topic.
+func (h *harness) drain(t testing.TB) map[string][]events.Envelope {
+	t.Helper()
+	got := map[string][]events.Envelope{}
+	for topic, msgs := range h.tap.Drain(t, 2*time.Second) {
+		for _, m := range msgs {
+			env, err := events.Decode(topic, m.Data)
+			if err != nil {
+				t.Fatalf("%s: undecodable message %s: %v", topic, m.Data, err)
+			}
+			if want, err := events.OrderingKey(topic, env); err != nil || m.OrderingKey != want {
+				t.Errorf("%s: ordering key %q, want %q (%v)", topic, m.OrderingKey, want, err)
+			}
+			got[topic] = append(got[topic], env)
+		}
+	}
+	return got
+}

@@ -1,0 +1,220 @@
+// Package gateway is the platform's HTTP front door: signed webhooks from clients become
+// events on Pub/Sub (with an audit entry), and governors and auditors verify audit streams.
+// Every route runs the same chain: method, target, authenticate, authorize (the one policy
+// enforcement point), serve.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"waooaw.dev/governance/shared/audit"
+	"waooaw.dev/governance/shared/auth"
+	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/secrets"
+)
+
+// MaxBodyBytes is the largest webhook body accepted.
+const MaxBodyBytes = 256 << 10
+
+// TokenVerifier checks bearer tokens (auth.Verifier in production).
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*auth.Claims, error)
+}
+
+// Options are the gateway's collaborators. Publisher, Firestore, Secrets and Tokens are
+// required.
+type Options struct {
+	Publisher events.Publisher
+	Firestore *firestore.Client // replay records; audit streams for verification
+	Secrets   secrets.Source    // webhook keys, as secrets named WebhookSecretName(client)
+	Tokens    TokenVerifier
+	// Clients, when not empty, restricts webhooks to these client ids.
+	Clients []string
+	// Authorizer defaults to DefaultRules().
+	Authorizer Authorizer
+	// VerifyStream defaults to audit.Verify on Firestore.
+	VerifyStream func(ctx context.Context, stream string) (audit.Report, error)
+	Logger       *slog.Logger     // defaults to slog.Default()
+	Now          func() time.Time // defaults to time.Now
+}
+
+// Server serves the gateway's routes.
+type Server struct {
+	opt    Options
+	mux    *http.ServeMux
+	ledger *ledger
+}
+
+// New builds a Server.
+func New(o Options) (*Server, error) {
+	if o.Publisher == nil || o.Firestore == nil || o.Secrets == nil || o.Tokens == nil {
+		return nil, errors.New("gateway: Publisher, Firestore, Secrets and Tokens are required")
+	}
+	if o.Authorizer == nil {
+		o.Authorizer = DefaultRules()
+	}
+	if o.VerifyStream == nil {
+		fs := o.Firestore
+		o.VerifyStream = func(ctx context.Context, stream string) (audit.Report, error) { return audit.Verify(ctx, fs, stream) }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{opt: o, ledger: &ledger{fs: o.Firestore, now: o.Now}}
+	s.mux = http.NewServeMux()
+	s.mux.Handle("/v1/webhooks/{kind}", s.chain(endpoint{method: http.MethodPost, target: webhookTarget, authn: s.authenticateWebhook, serve: s.serveWebhook}))
+	s.mux.Handle("/v1/audit/streams/{stream}/verify", s.chain(endpoint{method: http.MethodGet, target: verifyTarget, authn: s.authenticateBearer, serve: s.serveVerify}))
+	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (string, string, *apiError) {
+		return "", "", errorf(http.StatusNotFound, "no route for this path")
+	}}))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// request carries what the chain learns about a request to the later steps.
+type request struct {
+	*http.Request
+	principal Principal
+	body      []byte // webhooks: the raw, verified body
+	webhook   auth.Webhook
+	kind      kind
+	log       []any // attributes for the access log line
+}
+
+// endpoint is one route's steps; the chain runs them in order and stops at the first error.
+type endpoint struct {
+	method string
+	// target names the action and resource (404 for what does not exist).
+	target func(*request) (action, resource string, err *apiError)
+	// authn sets the principal (401).
+	authn func(*request) *apiError
+	// serve answers; any error it returns becomes the answer.
+	serve func(http.ResponseWriter, *request) error
+}
+
+// statusWriter remembers the status written, for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+var correlationRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// HeaderCorrelationID carries a business flow's correlation id in and out.
+const HeaderCorrelationID = "X-Correlation-Id"
+
+func (s *Server) chain(e endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.opt.Now()
+		ctx := r.Context()
+		if tr, ok := logging.TraceFromRequest(r); ok {
+			ctx = logging.WithTrace(ctx, tr)
+		}
+		corr := r.Header.Get(HeaderCorrelationID)
+		badCorr := corr != "" && !correlationRE.MatchString(corr)
+		if corr == "" || badCorr {
+			corr = events.NewID()
+		}
+		ctx = logging.WithCorrelationID(ctx, corr)
+		w.Header().Set(HeaderCorrelationID, corr)
+		req := &request{Request: r.WithContext(ctx)}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+
+		err := s.run(sw, req, e, badCorr)
+		var status int
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				ae = &apiError{code: http.StatusInternalServerError, msg: "internal error", cause: err}
+			}
+			status = ae.code
+			writeError(sw, ae)
+			if ae.cause != nil {
+				req.log = append(req.log, "error", ae.cause.Error())
+			}
+			req.log = append(req.log, "reason", ae.msg)
+		} else {
+			status = sw.code
+		}
+		level := slog.LevelInfo
+		switch {
+		case status >= 500:
+			level = slog.LevelError
+		case status >= 400:
+			level = slog.LevelWarn
+		}
+		attrs := append([]any{"method", r.Method, "path", r.URL.Path, "status", status,
+			"latency_ms", float64(s.opt.Now().Sub(start).Microseconds()) / 1000}, req.log...)
+		if req.principal.ID != "" {
+			attrs = append(attrs, "principal", req.principal.Actor())
+		}
+		s.opt.Logger.Log(ctx, level, "gateway request", attrs...)
+	})
+}
+
+func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bool) error {
+	action, resource, aerr := e.target(req)
+	if aerr != nil {
+		return aerr
+	}
+	if req.Method != e.method {
+		w.Header().Set("Allow", e.method)
+		return errorf(http.StatusMethodNotAllowed, "method %s not allowed; use %s", req.Method, e.method)
+	}
+	if badCorr {
+		return errorf(http.StatusBadRequest, "header %s must be 1 to 128 of [A-Za-z0-9._:-]", HeaderCorrelationID)
+	}
+	if aerr := e.authn(req); aerr != nil {
+		return aerr
+	}
+	if aerr := s.authorize(req, action, resource); aerr != nil {
+		return aerr
+	}
+	return e.serve(w, req)
+}
+
+// authorize is the policy enforcement point: every route's request passes here once, after
+// authentication and before anything is read or written on its behalf.
+func (s *Server) authorize(req *request, action, resource string) *apiError {
+	err := s.opt.Authorizer.Authorize(req.Context(), req.principal, action, resource)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrForbidden):
+		return &apiError{code: http.StatusForbidden, msg: "forbidden: " + action + " is not allowed for this principal", cause: err}
+	default:
+		return &apiError{code: http.StatusServiceUnavailable, msg: "authorization unavailable", cause: err}
+	}
+}
+
+// authenticateBearer accepts a valid platform token.
+func (s *Server) authenticateBearer(req *request) *apiError {
+	tok, err := auth.BearerToken(req.Request)
+	if err != nil {
+		return &apiError{code: http.StatusUnauthorized, msg: "a bearer token is required", cause: err}
+	}
+	c, err := s.opt.Tokens.Verify(req.Context(), tok)
+	if err != nil {
+		return &apiError{code: http.StatusUnauthorized, msg: "invalid token", cause: err}
+	}
+	req.principal = Principal{Kind: "user", ID: c.Subject, Role: c.Role, Engagement: c.Engagement}
+	return nil
+}
