@@ -70,6 +70,7 @@ type Function struct {
 	ServiceAccount string            `yaml:"service_account"`
 	Memory         string            `yaml:"memory"`
 	MaxInstances   int               `yaml:"max_instances"`
+	Concurrency    int               `yaml:"concurrency"` // requests per instance (2nd gen)
 	Env            map[string]string `yaml:"env"`
 	Secrets        []SecretEnv       `yaml:"secrets"`
 }
