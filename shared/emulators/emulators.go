@@ -109,13 +109,20 @@ func (s *Stack) Pids() []int {
 // Stop ends both emulators and everything they spawned: SIGTERM to each process group, then
 // SIGKILL for what is left after a grace period.
 func (s *Stack) Stop() {
-	for _, c := range s.procs {
-		if c.Process != nil {
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+	reaped := make([]chan struct{}, len(s.procs))
+	for i, c := range s.procs {
+		reaped[i] = make(chan struct{})
+		if c.Process == nil {
+			close(reaped[i])
+			continue
 		}
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+		// Reap the leader as soon as it exits: an unreaped zombie still counts as a member
+		// of its group, and the wait below would then always last the whole grace period.
+		go func() { _ = c.Wait(); close(reaped[i]) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for _, c := range s.procs {
+	for i, c := range s.procs {
 		if c.Process == nil {
 			continue
 		}
@@ -123,7 +130,7 @@ func (s *Stack) Stop() {
 			time.Sleep(50 * time.Millisecond)
 		}
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		_ = c.Wait()
+		<-reaped[i]
 	}
 	s.procs = nil
 }
