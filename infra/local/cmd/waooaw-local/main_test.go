@@ -358,6 +358,59 @@ func TestRun(t *testing.T) {
 		t.Fatalf("the event never reached the audit log; gateway last said %s", last)
 	})
 
+	// The slice a client sees: a signed webhook to the gateway becomes a health event and an
+	// audit event; the auditor appends it to the engagement's chain; the gateway verifies it.
+	t.Run("signed webhook reaches the verified audit chain", func(t *testing.T) {
+		secret, err := os.ReadFile(filepath.Join(state, "secrets", "webhook-"+stack.WebhookClient))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := "eng-hook-" + strconv.Itoa(os.Getpid())
+		body := []byte(`{"agent_id":"agent-1","engagement_id":"` + stream + `","status":"degraded","check_type":"http","observed_at":"2026-11-26T10:00:00Z"}`)
+		req, _ := http.NewRequest(http.MethodPost, ep.Gateway+"/v1/webhooks/health", bytes.NewReader(body))
+		auth.SignWebhook(req.Header, stack.WebhookClient, secret, body, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var accepted struct {
+			EventID string `json:"event_id"`
+		}
+		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(answer, &accepted) != nil || accepted.EventID == "" {
+			t.Fatalf("webhook answered %s %s", resp.Status, answer)
+		}
+		tok, err := exec.Command(bin, "token", "-root", root, "-state", state, "-role", "auditor", "-subject", "aud-1", "-engagement", stream).Output()
+		if err != nil {
+			t.Fatalf("token: %v", err)
+		}
+		var last string
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			req, _ := http.NewRequest(http.MethodGet, ep.Gateway+"/v1/audit/streams/"+stream+"/verify", nil)
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep struct {
+				OK       bool   `json:"ok"`
+				Entries  int    `json:"entries"`
+				HeadHash string `json:"head_hash"`
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = resp.Status + " " + string(got)
+			if resp.StatusCode == http.StatusOK && json.Unmarshal(got, &rep) == nil && rep.Entries == 1 {
+				if !rep.OK || len(rep.HeadHash) != 64 {
+					t.Fatalf("stream does not verify: %s", got)
+				}
+				return
+			}
+		}
+		t.Fatalf("the webhook never reached the audit log; gateway last said %s", last)
+	})
+
 	t.Run("interrupt stops everything", func(t *testing.T) {
 		members := groupMembers(t, pids.Groups)
 		s.interrupt(t)
