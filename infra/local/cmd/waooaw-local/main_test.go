@@ -177,6 +177,40 @@ func (s *runningStack) interrupt(tb testing.TB) {
 	}
 }
 
+// waitForVerifiedStream asks the gateway, with a token of role from the stack's issuer, to
+// verify stream until it holds entries entries, and fails unless the chain is intact.
+func (s *runningStack) waitForVerifiedStream(t *testing.T, bin, root, role, stream string, entries int) {
+	t.Helper()
+	tok, err := exec.Command(bin, "token", "-root", root, "-state", s.state, "-role", role, "-subject", role+"-1", "-engagement", stream).Output()
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	var last string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, s.ep.Gateway+"/v1/audit/streams/"+stream+"/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			OK       bool   `json:"ok"`
+			Entries  int    `json:"entries"`
+			HeadHash string `json:"head_hash"`
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = resp.Status + " " + string(body)
+		if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &rep) == nil && rep.Entries == entries {
+			if !rep.OK || len(rep.HeadHash) != 64 {
+				t.Fatalf("stream %s does not verify: %s", stream, body)
+			}
+			return
+		}
+	}
+	t.Fatalf("stream %s never held %d entries; gateway last said %s", stream, entries, last)
+}
+
 // TestRun starts the stack once and checks what a user relies on, ending with Ctrl-C.
 func TestRun(t *testing.T) {
 	bin, root := build(t)
@@ -329,33 +363,7 @@ func TestRun(t *testing.T) {
 		if _, err := pub.Publish(ctx, events.TopicAuditEvents, e); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		tok, err := exec.Command(bin, "token", "-root", root, "-state", state, "-role", "governor", "-subject", "gov-1", "-engagement", stream).Output()
-		if err != nil {
-			t.Fatalf("token: %v", err)
-		}
-		var last string
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-			req, _ := http.NewRequest(http.MethodGet, ep.Gateway+"/v1/audit/streams/"+stream+"/verify", nil)
-			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rep struct {
-				OK      bool `json:"ok"`
-				Entries int  `json:"entries"`
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = resp.Status + " " + string(body)
-			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &rep) == nil && rep.Entries == 1 {
-				if !rep.OK {
-					t.Fatalf("stream does not verify: %s", body)
-				}
-				return
-			}
-		}
-		t.Fatalf("the event never reached the audit log; gateway last said %s", last)
+		s.waitForVerifiedStream(t, bin, root, "governor", stream, 1)
 	})
 
 	// The slice a client sees: a signed webhook to the gateway becomes a health event and an
@@ -381,34 +389,7 @@ func TestRun(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(answer, &accepted) != nil || accepted.EventID == "" {
 			t.Fatalf("webhook answered %s %s", resp.Status, answer)
 		}
-		tok, err := exec.Command(bin, "token", "-root", root, "-state", state, "-role", "auditor", "-subject", "aud-1", "-engagement", stream).Output()
-		if err != nil {
-			t.Fatalf("token: %v", err)
-		}
-		var last string
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-			req, _ := http.NewRequest(http.MethodGet, ep.Gateway+"/v1/audit/streams/"+stream+"/verify", nil)
-			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rep struct {
-				OK       bool   `json:"ok"`
-				Entries  int    `json:"entries"`
-				HeadHash string `json:"head_hash"`
-			}
-			got, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = resp.Status + " " + string(got)
-			if resp.StatusCode == http.StatusOK && json.Unmarshal(got, &rep) == nil && rep.Entries == 1 {
-				if !rep.OK || len(rep.HeadHash) != 64 {
-					t.Fatalf("stream does not verify: %s", got)
-				}
-				return
-			}
-		}
-		t.Fatalf("the webhook never reached the audit log; gateway last said %s", last)
+		s.waitForVerifiedStream(t, bin, root, "auditor", stream, 1)
 	})
 
 	t.Run("interrupt stops everything", func(t *testing.T) {
