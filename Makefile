@@ -39,6 +39,8 @@ test-modules: modules
 		echo "=== go test $${d#$(CURDIR)/}"; \
 		( cd "$$d" && $(GO) test -count=1 -timeout 20m ./... ) || failed="$$failed $${d#$(CURDIR)/}"; \
 	done; \
+	echo "=== go test -race infra/local/workflows (the Workflows emulator is concurrent by nature)"; \
+	( cd infra/local && $(GO) test -race -count=1 ./workflows/... ) || failed="$$failed infra/local/workflows(-race)"; \
 	if [ -n "$$failed" ]; then echo "FAIL: tests failed in:$$failed" >&2; exit 1; fi; \
 	echo "ok: all modules passed"
 

@@ -25,6 +25,7 @@ import (
 
 	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/infra/local/funczip"
+	"waooaw.dev/governance/infra/local/workflows"
 	"waooaw.dev/governance/shared/emulators"
 	"waooaw.dev/governance/shared/infraspec"
 )
@@ -199,13 +200,30 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL}
+	// The Workflows emulator runs in this process; its executions survive restarts under
+	// the state folder, like Cloud Workflows' own.
+	wfState, err := r.dir("workflows")
+	if err != nil {
+		return err
+	}
+	wf, err := workflows.Start(ctx, workflows.Options{Addr: "127.0.0.1:0", StateDir: wfState})
+	if err != nil {
+		return fmt.Errorf("stack: workflows emulator: %w", err)
+	}
+	r.onStop(func() { wf.Close() })
+	deployed, err := deployWorkflows(ctx, r.o.Root, wf.URL(), WorkflowsParent(spec))
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wf.URL()}
 	local := map[string]string{
 		"GOOGLE_CLOUD_PROJECT":    Project,
 		"FIRESTORE_EMULATOR_HOST": emu.FirestoreHost,
 		"PUBSUB_EMULATOR_HOST":    emu.PubSubHost,
 		"WAOOAW_JWKS_URL":         jwksURL,
 		"WAOOAW_SECRETS_DIR":      secretsDir,
+		"WAOOAW_WORKFLOWS_URL":    wf.URL(),
 	}
 	for _, fn := range fns {
 		url, err := r.startFunction(ctx, fn, local, secretsDir, logDir)
@@ -232,6 +250,7 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.report(spec, ep, fns, logDir)
+	fmt.Fprintf(out, "  workflows   %-26s %d deployed from workflows/*.yaml under %s, UI %s/ui/\n", ep.Workflows, len(deployed), WorkflowsParent(spec), ep.Workflows)
 	fmt.Fprintf(out, "  endpoints   %s\n", filepath.Join(r.o.StateDir, EndpointsFile))
 	fmt.Fprintf(out, "  token       go run ./infra/local/cmd/waooaw-local token -role governor -subject me -engagement eng-1\n")
 	return nil
@@ -407,4 +426,20 @@ func (r *run) report(spec *infraspec.Spec, ep *Endpoints, fns []function, logDir
 		fmt.Fprintf(out, "  %-11s %-26s %s=%s, %s, log %s\n", fn.spec.Name, ep.Functions[fn.spec.Name], "FUNCTION_TARGET", fn.spec.EntryPoint, how, filepath.Join(logDir, fn.spec.Name+".log"))
 	}
 	fmt.Fprintf(out, "  topics      %d, and %d subscriptions each with a dead-letter topic\n", len(spec.Topics), len(spec.Subscriptions))
+}
+
+// WorkflowsParent is where the local stack deploys workflows: the spec's region in the
+// local project.
+func WorkflowsParent(spec *infraspec.Spec) string {
+	return "projects/" + Project + "/locations/" + spec.Region
+}
+
+// deployWorkflows deploys every workflows/*.yaml through the emulator's Workflows API, as
+// a deploy to Cloud Workflows would, so a workflow the API refuses stops the stack.
+func deployWorkflows(ctx context.Context, root, url, parent string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("workflows: %w", err)
+	}
+	return workflows.DeployFiles(ctx, url, parent, files...)
 }

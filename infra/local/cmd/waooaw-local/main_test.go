@@ -237,7 +237,7 @@ func TestRun(t *testing.T) {
 		if ep.Gateway == "" || ep.Gateway != ep.Functions["gateway"] {
 			t.Errorf("gateway = %q, functions.gateway = %q", ep.Gateway, ep.Functions["gateway"])
 		}
-		urls := map[string]string{"firestore": "http://" + ep.Firestore, "pubsub": "http://" + ep.PubSub, "jwks": ep.JWKS}
+		urls := map[string]string{"firestore": "http://" + ep.Firestore, "pubsub": "http://" + ep.PubSub, "jwks": ep.JWKS, "workflows": ep.Workflows}
 		for name, u := range ep.Functions {
 			urls["function "+name] = u
 		}
@@ -253,6 +253,34 @@ func TestRun(t *testing.T) {
 				continue
 			}
 			resp.Body.Close()
+		}
+	})
+
+	// Every workflows/*.yaml is deployed to the Workflows emulator, which answers Google's API.
+	t.Run("workflows are deployed", func(t *testing.T) {
+		spec, err := stack.LoadSpec(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(ep.Workflows + "/v1/" + stack.WorkflowsParent(spec) + "/workflows")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Workflows []struct {
+				Name string `json:"name"`
+			} `json:"workflows"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&list) != nil {
+			t.Fatalf("list workflows: %s", resp.Status)
+		}
+		if len(list.Workflows) != len(files) {
+			t.Fatalf("%d workflows deployed, %d files in workflows/", len(list.Workflows), len(files))
 		}
 	})
 
