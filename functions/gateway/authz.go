@@ -2,69 +2,88 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
+
+	"waooaw.dev/governance/shared/auth"
+	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/policy"
 )
 
 // Principal is who a request comes from, once authenticated.
 type Principal struct {
 	Kind       string // "client" (signed webhook) or "user" (bearer token)
 	ID         string // client id or token subject
-	Role       string // users only
+	Role       string // users: the token's role; clients: ClientRole
 	Engagement string // users only: the token's engagement claim
 }
 
 // Actor is the principal as an envelope's actor field ("client:<id>", "user:<sub>").
 func (p Principal) Actor() string { return p.Kind + ":" + p.ID }
 
-// ErrForbidden is wrapped by an Authorizer's refusals.
-var ErrForbidden = errors.New("forbidden")
+// ClientRole is the role a signed webhook client acts with: an agent or its operator
+// reporting in, at operator level in the rbac policy.
+const ClientRole = auth.RoleOperator
 
-// Authorizer is the policy enforcement point every route passes through after
-// authentication: it answers whether principal may perform action on resource. The OPA
-// engine (shared/policy) plugs in here; until then RoleRules is the one rule set.
-type Authorizer interface {
-	Authorize(ctx context.Context, p Principal, action, resource string) error
-}
-
-// Rule says who may perform one action.
-type Rule struct {
-	Clients bool     // any authenticated webhook client
-	Roles   []string // users with one of these roles
-}
-
-// RoleRules maps an action to its rule; an action without a rule is denied (default deny).
-type RoleRules map[string]Rule
-
-// Actions of the gateway's routes.
+// Actions of the gateway's routes, as the rbac policy names them.
 const (
-	ActionAuditVerify = "audit.verify"
+	ActionSubmit = "submit" // a client's webhook
+	ActionVerify = "verify" // verifying an audit stream
 )
 
-// DefaultRules are today's rules: webhooks from any known client, and audit verification
-// for governors and auditors.
-func DefaultRules() RoleRules {
-	r := RoleRules{ActionAuditVerify: {Roles: []string{"governor", "auditor"}}}
-	for _, k := range kinds {
-		r[k.action()] = Rule{Clients: true}
-	}
-	return r
+// Access is what a request asks to do, in the policies' terms.
+type Access struct {
+	Action       string // an rbac action (data.platform.actions): submit, verify, ...
+	ResourceType string // health_report, slo_breach, approval_request, audit_stream
+	ResourceID   string
 }
 
+// Verdict is the enforcement point's answer about one request.
+type Verdict struct {
+	Allow       bool
+	Reasons     []string // why, in the policies' words
+	DecisionIDs []string // one per policy decision, as attested on policy_attestations
+}
+
+// Authorizer is the policy enforcement point every route passes through after
+// authentication. An error means no decision could be made (the request fails with 503),
+// never a refusal.
+type Authorizer interface {
+	Authorize(ctx context.Context, p Principal, a Access) (Verdict, error)
+}
+
+// Policy is the Authorizer of the platform: the embedded OPA bundles of shared/policy,
+// every decision attested by the engine's attester.
+type Policy struct {
+	Engine *policy.Engine
+	// Bundles are asked in order, the first refusal wins; default: rbac.
+	Bundles []string
+}
+
+// EnforcementPoint names the gateway on its attestations.
+const EnforcementPoint = "gateway"
+
 // Authorize implements Authorizer.
-func (rr RoleRules) Authorize(_ context.Context, p Principal, action, resource string) error {
-	rule, ok := rr[action]
-	switch {
-	case !ok:
-		return fmt.Errorf("%w: no rule allows %s", ErrForbidden, action)
-	case p.Kind == "client" && rule.Clients:
-		return nil
-	case p.Kind == "user" && slices.Contains(rule.Roles, p.Role):
-		return nil
-	case p.Kind == "user":
-		return fmt.Errorf("%w: role %q may not %s %s", ErrForbidden, p.Role, action, resource)
-	default:
-		return fmt.Errorf("%w: %s may not %s %s", ErrForbidden, p.Actor(), action, resource)
+func (pa Policy) Authorize(ctx context.Context, p Principal, a Access) (Verdict, error) {
+	bundles := pa.Bundles
+	if len(bundles) == 0 {
+		bundles = []string{"rbac"}
 	}
+	subject := map[string]any{"id": p.ID, "type": p.Kind, "role": p.Role}
+	if p.Engagement != "" {
+		subject["engagements"] = []any{p.Engagement}
+	}
+	input := map[string]any{
+		"subject":  subject,
+		"action":   a.Action,
+		"resource": map[string]any{"type": a.ResourceType, "id": a.ResourceID},
+	}
+	v, err := pa.Engine.DecideAll(ctx, bundles, input, policy.Meta{EnforcementPoint: EnforcementPoint, CorrelationID: logging.CorrelationID(ctx)})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("gateway: policy %s %s: %w", a.Action, a.ResourceType, err)
+	}
+	out := Verdict{Allow: v.Allow, Reasons: v.Reasons}
+	for _, d := range v.Decisions {
+		out.DecisionIDs = append(out.DecisionIDs, d.DecisionID)
+	}
+	return out, nil
 }

@@ -18,7 +18,10 @@ import (
 	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/eventsink"
 	"waooaw.dev/governance/shared/secrets"
+	"waooaw.dev/governance/shared/shutdown"
 )
 
 // FunctionName is the entry point registered with the Functions Framework.
@@ -54,10 +57,11 @@ func current() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, _, err := Open(context.Background(), cfg)
+	s, closeAll, err := Open(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
+	shutdown.OnSIGTERM(s.opt.Logger, func(context.Context) error { return closeAll() })
 	instance.srv.Store(s)
 	return s, nil
 }
@@ -100,6 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Server, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: %w", err)
 	}
+	logger := logging.New(os.Stdout, &logging.Options{Project: cfg.Project})
 	fs, err := firestore.NewClient(ctx, cfg.Project)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: firestore.NewClient: %w", err)
@@ -116,22 +121,40 @@ func Open(ctx context.Context, cfg Config) (*Server, func() error, error) {
 		return nil, nil, fmt.Errorf("gateway: %w", err)
 	}
 	pub := NewPublisher(ps)
+	// Attestations leave in batches off the request path, on a publisher of their own with
+	// the library's batching; Close flushes them (shutdown.OnSIGTERM calls it).
+	attPub := events.NewPubSub(ps)
+	attester := policy.NewAttester(eventsink.New(attPub, "//waooaw/gateway"), policy.WithErrorHandler(func(err error) {
+		logger.Error("gateway: attestations not yet delivered; retrying", "error", err.Error())
+	}))
+	engine, err := policy.New(policy.WithAttester(attester))
+	if err != nil {
+		fs.Close()
+		ps.Close()
+		closeSecrets()
+		return nil, nil, fmt.Errorf("gateway: %w", err)
+	}
 	s, err := New(Options{
 		Publisher: pub,
 		Firestore: fs,
 		// Keys rotate rarely; five minutes bounds both Secret Manager calls and how long a
 		// rotated-out key keeps working.
-		Secrets: secrets.NewCached(src, 5*time.Minute),
-		Tokens:  verifier,
-		Clients: cfg.Clients,
-		Logger:  logging.New(os.Stdout, &logging.Options{Project: cfg.Project}),
+		Secrets:    secrets.NewCached(src, 5*time.Minute),
+		Tokens:     verifier,
+		Clients:    cfg.Clients,
+		Authorizer: Policy{Engine: engine},
+		Logger:     logger,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	closeAll := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdown.Grace)
+		defer cancel()
+		attErr := attester.Close(ctx)
+		attPub.Close()
 		pub.Close()
-		return errors.Join(ps.Close(), fs.Close(), closeSecrets())
+		return errors.Join(attErr, ps.Close(), fs.Close(), closeSecrets())
 	}
 	return s, closeAll, nil
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"waooaw.dev/governance/shared/emulators"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/secrets"
 )
 
@@ -53,6 +55,8 @@ type harness struct {
 	tap     *emulators.Tap
 	dir     string // secrets
 	opts    gateway.Options
+	attest  *policy.MemorySink // every decision the gateway's policy engine attested
+	attr    *policy.Attester
 	noTopic bool
 	logTo   io.Writer
 }
@@ -106,6 +110,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	default:
 		h.opts.Logger = logging.New(io.Discard, nil)
 	}
+	h.attest = &policy.MemorySink{}
+	h.attr = policy.NewAttester(h.attest, policy.WithBatch(1, time.Millisecond))
+	t.Cleanup(func() { h.attr.Close(context.Background()) })
+	engine, err := policy.New(policy.WithAttester(h.attr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.opts.Authorizer = gateway.Policy{Engine: engine}
 	gw, err := gateway.New(h.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -205,4 +217,17 @@ func (h *harness) drain(t testing.TB) map[string][]events.Envelope {
 		}
 	}
 	return got
+}
+
+// attested flushes the attester and returns the attested decisions by id.
+func (h *harness) attested(t testing.TB) map[string]policy.Attestation {
+	t.Helper()
+	if err := h.attr.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]policy.Attestation{}
+	for _, a := range h.attest.Attestations() {
+		out[a.DecisionID] = a
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -38,7 +39,7 @@ type Options struct {
 	Tokens    TokenVerifier
 	// Clients, when not empty, restricts webhooks to these client ids.
 	Clients []string
-	// Authorizer defaults to DefaultRules().
+	// Authorizer decides every request (Policy in production). Required.
 	Authorizer Authorizer
 	// VerifyStream defaults to audit.Verify on Firestore.
 	VerifyStream func(ctx context.Context, stream string) (audit.Report, error)
@@ -55,11 +56,8 @@ type Server struct {
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
-	if o.Publisher == nil || o.Firestore == nil || o.Secrets == nil || o.Tokens == nil {
-		return nil, errors.New("gateway: Publisher, Firestore, Secrets and Tokens are required")
-	}
-	if o.Authorizer == nil {
-		o.Authorizer = DefaultRules()
+	if o.Publisher == nil || o.Firestore == nil || o.Secrets == nil || o.Tokens == nil || o.Authorizer == nil {
+		return nil, errors.New("gateway: Publisher, Firestore, Secrets, Tokens and Authorizer are required")
 	}
 	if o.VerifyStream == nil {
 		fs := o.Firestore
@@ -75,8 +73,8 @@ func New(o Options) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/v1/webhooks/{kind}", s.chain(endpoint{method: http.MethodPost, target: webhookTarget, authn: s.authenticateWebhook, serve: s.serveWebhook}))
 	s.mux.Handle("/v1/audit/streams/{stream}/verify", s.chain(endpoint{method: http.MethodGet, target: verifyTarget, authn: s.authenticateBearer, serve: s.serveVerify}))
-	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (string, string, *apiError) {
-		return "", "", errorf(http.StatusNotFound, "no route for this path")
+	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (Access, *apiError) {
+		return Access{}, errorf(http.StatusNotFound, "no route for this path")
 	}}))
 	return s, nil
 }
@@ -98,7 +96,7 @@ type request struct {
 type endpoint struct {
 	method string
 	// target names the action and resource (404 for what does not exist).
-	target func(*request) (action, resource string, err *apiError)
+	target func(*request) (Access, *apiError)
 	// authn sets the principal (401).
 	authn func(*request) *apiError
 	// serve answers; any error it returns becomes the answer.
@@ -171,7 +169,7 @@ func (s *Server) chain(e endpoint) http.Handler {
 }
 
 func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bool) error {
-	action, resource, aerr := e.target(req)
+	access, aerr := e.target(req)
 	if aerr != nil {
 		return aerr
 	}
@@ -185,24 +183,31 @@ func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bo
 	if aerr := e.authn(req); aerr != nil {
 		return aerr
 	}
-	if aerr := s.authorize(req, action, resource); aerr != nil {
+	if aerr := s.authorize(w, req, access); aerr != nil {
 		return aerr
 	}
 	return e.serve(w, req)
 }
 
+// HeaderDecisionID carries the ids of the policy decisions behind an answer (comma
+// separated), as attested on policy_attestations.
+const HeaderDecisionID = "X-Waooaw-Decision-Id"
+
 // authorize is the policy enforcement point: every route's request passes here once, after
 // authentication and before anything is read or written on its behalf.
-func (s *Server) authorize(req *request, action, resource string) *apiError {
-	err := s.opt.Authorizer.Authorize(req.Context(), req.principal, action, resource)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrForbidden):
-		return &apiError{code: http.StatusForbidden, msg: "forbidden: " + action + " is not allowed for this principal", cause: err}
-	default:
-		return &apiError{code: http.StatusServiceUnavailable, msg: "authorization unavailable", cause: err}
+func (s *Server) authorize(w http.ResponseWriter, req *request, a Access) *apiError {
+	v, err := s.opt.Authorizer.Authorize(req.Context(), req.principal, a)
+	if err != nil {
+		return &apiError{code: http.StatusServiceUnavailable, msg: "authorization unavailable; retry", cause: err}
 	}
+	if len(v.DecisionIDs) > 0 {
+		w.Header().Set(HeaderDecisionID, strings.Join(v.DecisionIDs, ","))
+		req.log = append(req.log, "decision_id", strings.Join(v.DecisionIDs, ","))
+	}
+	if !v.Allow {
+		return errorf(http.StatusForbidden, "forbidden: %s", strings.Join(v.Reasons, "; "))
+	}
+	return nil
 }
 
 // authenticateBearer accepts a valid platform token.

@@ -7,8 +7,8 @@ import (
 	"waooaw.dev/governance/shared/audit"
 )
 
-func verifyTarget(req *request) (string, string, *apiError) {
-	return ActionAuditVerify, "audit_stream:" + req.PathValue("stream"), nil
+func verifyTarget(req *request) (Access, *apiError) {
+	return Access{Action: ActionVerify, ResourceType: "audit_stream", ResourceID: req.PathValue("stream")}, nil
 }
 
 func (s *Server) serveVerify(w http.ResponseWriter, req *request) error {

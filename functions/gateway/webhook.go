@@ -30,6 +30,7 @@ type kind struct {
 	name      string
 	topic     string
 	eventType string
+	resource  string              // the policies' resource type
 	target    func(b body) string // the audit entry's target
 	schema    avro.Schema
 }
@@ -45,9 +46,9 @@ type body struct {
 }
 
 var kinds = map[string]kind{
-	"health":   {name: "health", topic: events.TopicHealthEvents, eventType: "waooaw.health.reported", target: func(b body) string { return "agent:" + b.AgentID }},
-	"slo":      {name: "slo", topic: events.TopicSLOBreach, eventType: "waooaw.slo.breached", target: func(b body) string { return "service:" + b.Service }},
-	"approval": {name: "approval", topic: events.TopicApprovals, eventType: "waooaw.approval.requested", target: func(b body) string { return "approval:" + b.ApprovalID }},
+	"health":   {name: "health", topic: events.TopicHealthEvents, eventType: "waooaw.health.reported", resource: "health_report", target: func(b body) string { return "agent:" + b.AgentID }},
+	"slo":      {name: "slo", topic: events.TopicSLOBreach, eventType: "waooaw.slo.breached", resource: "slo_breach", target: func(b body) string { return "service:" + b.Service }},
+	"approval": {name: "approval", topic: events.TopicApprovals, eventType: "waooaw.approval.requested", resource: "approval_request", target: func(b body) string { return "approval:" + b.ApprovalID }},
 }
 
 func init() {
@@ -64,13 +65,13 @@ func init() {
 // AuditEventType is the type of the audit_events envelope published with each webhook event.
 const AuditEventType = "waooaw.audit.recorded"
 
-func webhookTarget(req *request) (string, string, *apiError) {
+func webhookTarget(req *request) (Access, *apiError) {
 	k, ok := kinds[req.PathValue("kind")]
 	if !ok {
-		return "", "", errorf(http.StatusNotFound, "unknown webhook kind %q; use health, slo or approval", req.PathValue("kind"))
+		return Access{}, errorf(http.StatusNotFound, "unknown webhook kind %q; use health, slo or approval", req.PathValue("kind"))
 	}
 	req.kind = k
-	return k.action(), "topic:" + k.topic, nil
+	return Access{Action: ActionSubmit, ResourceType: k.resource, ResourceID: k.topic}, nil
 }
 
 // authenticateWebhook checks the client's signature over the raw body. Everything that
@@ -109,7 +110,7 @@ func (s *Server) authenticateWebhook(req *request) *apiError {
 		return &apiError{code: http.StatusUnauthorized, msg: "bad signature", cause: err}
 	}
 	req.body, req.webhook = b, wh
-	req.principal = Principal{Kind: "client", ID: wh.Client}
+	req.principal = Principal{Kind: "client", ID: wh.Client, Role: ClientRole}
 	req.log = append(req.log, "client", wh.Client, "kind", req.kind.name)
 	return nil
 }

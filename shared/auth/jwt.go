@@ -18,17 +18,17 @@ import (
 
 // Roles, as the rbac policy names them (levels are the policy's business, not this package's).
 const (
-	RoleAdmin     = "admin"
-	RoleGovernor  = "governor"
-	RoleAuditor   = "auditor"
-	RoleOperator  = "operator"
-	RoleDeveloper = "developer"
-	RoleCustomer  = "customer"
-	RoleViewer    = "viewer"
+	RoleAdmin    = "admin"
+	RoleGovernor = "governor"
+	RoleManager  = "manager"
+	RoleOperator = "operator"
+	RoleAuditor  = "auditor"
+	RoleAnalyst  = "analyst"
+	RoleViewer   = "viewer"
 )
 
 // Roles lists every known role.
-var Roles = []string{RoleAdmin, RoleGovernor, RoleAuditor, RoleOperator, RoleDeveloper, RoleCustomer, RoleViewer}
+var Roles = []string{RoleAdmin, RoleGovernor, RoleManager, RoleOperator, RoleAuditor, RoleAnalyst, RoleViewer}
 
 var (
 	// ErrNoToken: the request carries no bearer token.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"waooaw.dev/governance/infra/local/stack"
 	"waooaw.dev/governance/shared/auth"
@@ -418,6 +419,95 @@ func TestRun(t *testing.T) {
 			t.Fatalf("webhook answered %s %s", resp.Status, answer)
 		}
 		s.waitForVerifiedStream(t, bin, root, "auditor", stream, 1)
+	})
+
+	// The gateway is the policy enforcement point: a viewer is refused with the policy's
+	// reason, and every decision, refusal or allow, is attested on policy_attestations under
+	// the decision id the answer carries.
+	t.Run("policy decisions are enforced and attested", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		t.Setenv("PUBSUB_EMULATOR_HOST", ep.PubSub)
+		client, err := pubsub.NewClient(ctx, stack.Project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		sub := "projects/" + stack.Project + "/subscriptions/test-attestations-" + strconv.Itoa(os.Getpid())
+		if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+			Name: sub, Topic: "projects/" + stack.Project + "/topics/" + events.TopicPolicyAttestations,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{} // decision id -> outcome
+		for _, c := range []struct {
+			role, outcome string
+			status        int
+			message       string
+		}{
+			{"viewer", "deny", http.StatusForbidden, "forbidden: role viewer may not verify: reserved to governor, auditor"},
+			{"auditor", "allow", http.StatusNotFound, "unknown audit stream"},
+		} {
+			tok, err := exec.Command(bin, "token", "-root", root, "-state", state, "-role", c.role, "-subject", c.role+"-1", "-engagement", "eng-policy").Output()
+			if err != nil {
+				t.Fatalf("token: %v", err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, ep.Gateway+"/v1/audit/streams/eng-policy-none/verify", nil)
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				Error struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != c.status || body.Error.Code != c.status || !strings.Contains(body.Error.Message, c.message) {
+				t.Fatalf("%s: %s %+v (%v), want %d %q", c.role, resp.Status, body, err, c.status, c.message)
+			}
+			id := resp.Header.Get("X-Waooaw-Decision-Id")
+			if id == "" {
+				t.Fatalf("%s: no decision id on the answer", c.role)
+			}
+			want[id] = c.outcome
+		}
+		got := map[string]string{}
+		var mu sync.Mutex
+		rctx, stop := context.WithCancel(ctx)
+		err = client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			var e struct {
+				Data struct {
+					DecisionID       string `json:"decision_id"`
+					Decision         string `json:"decision"`
+					EnforcementPoint string `json:"enforcement_point"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(m.Data, &e) != nil || e.Data.EnforcementPoint != "gateway" {
+				return // another enforcement point's, or not ours
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := want[e.Data.DecisionID]; ok {
+				got[e.Data.DecisionID] = e.Data.Decision
+			}
+			if len(got) == len(want) {
+				stop()
+			}
+		})
+		stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, outcome := range want {
+			if got[id] != outcome {
+				t.Errorf("decision %s: attested %q, answered %q", id, got[id], outcome)
+			}
+		}
 	})
 
 	t.Run("interrupt stops everything", func(t *testing.T) {

@@ -1,0 +1,167 @@
+package policy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"waooaw.dev/governance/shared/policy"
+)
+
+func atts(n int) []policy.Attestation {
+	out := make([]policy.Attestation, n)
+	for i := range out {
+		out[i] = policy.Attestation{DecisionID: fmt.Sprintf("d-%d", i), CorrelationID: "c"}
+	}
+	return out
+}
+
+func ids(as []policy.Attestation) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.DecisionID
+	}
+	return strings.Join(s, ",")
+}
+
+func TestAttesterBatchesAndRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		n, batch int
+		failures int
+	}{
+		{"one partial batch", 3, 10, 0},
+		{"several full batches", 25, 5, 0},
+		{"retried after failures", 12, 4, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &policy.MemorySink{FailNext: tc.failures}
+			var errs int
+			var mu sync.Mutex
+			a := policy.NewAttester(sink, policy.WithBatch(tc.batch, time.Millisecond), policy.WithRetryBackoff(time.Millisecond),
+				policy.WithErrorHandler(func(error) { mu.Lock(); errs++; mu.Unlock() }))
+			want := atts(tc.n)
+			for _, x := range want {
+				if err := a.Submit(ctx, x); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(sink.Attestations()); got != ids(want) {
+				t.Fatalf("delivered %s\nwant      %s", got, ids(want))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if errs != tc.failures {
+				t.Fatalf("error handler saw %d failures, want %d", errs, tc.failures)
+			}
+			if err := a.Submit(ctx, want[0]); !errors.Is(err, policy.ErrAttesterClosed) {
+				t.Fatalf("Submit after Close: %v", err)
+			}
+		})
+	}
+}
+
+// gate blocks every send until released, to fill the queue.
+type gate struct {
+	policy.MemorySink
+	release chan struct{}
+}
+
+func (g *gate) SendAttestations(ctx context.Context, b []policy.Attestation) error {
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.MemorySink.SendAttestations(ctx, b)
+}
+
+func TestAttesterBlocksWhenFullInsteadOfDropping(t *testing.T) {
+	g := &gate{release: make(chan struct{})}
+	a := policy.NewAttester(g, policy.WithQueueSize(2), policy.WithBatch(1, time.Millisecond))
+	// One attestation is held by the blocked sender, two fill the queue.
+	for _, x := range atts(3) {
+		if err := a.Submit(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	extra := policy.Attestation{DecisionID: "d-3"}
+	if err := a.Submit(short, extra); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit on a full queue: err = %v, want it to block until its deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Submit(ctx, extra) }() // blocks, then gets in once the sink moves
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(g.Attestations()); got != "d-0,d-1,d-2,d-3" {
+		t.Fatalf("delivered %s", got)
+	}
+}
+
+func TestAttesterCloseReportsUndelivered(t *testing.T) {
+	sink := &policy.MemorySink{FailNext: 1 << 30}
+	a := policy.NewAttester(sink, policy.WithBatch(2, time.Millisecond), policy.WithRetryBackoff(time.Millisecond),
+		policy.WithErrorHandler(func(error) {}))
+	for _, x := range atts(5) {
+		if err := a.Submit(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	err := a.Close(short)
+	if err == nil || !strings.Contains(err.Error(), "5 attestations not delivered") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want 5 undelivered", err)
+	}
+}
+
+func TestCloseReleasesSubmitsBlockedOnAFullQueue(t *testing.T) {
+	g := &gate{release: make(chan struct{})}
+	a := policy.NewAttester(g, policy.WithQueueSize(1), policy.WithBatch(1, time.Millisecond))
+	for _, x := range atts(2) { // one held by the blocked sender, one fills the queue
+		if err := a.Submit(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() { blocked <- a.Submit(ctx, policy.Attestation{DecisionID: "late"}) }()
+	time.Sleep(10 * time.Millisecond) // let it block
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close(ctx) }()
+	if err := <-blocked; !errors.Is(err, policy.ErrAttesterClosed) {
+		t.Fatalf("blocked Submit = %v, want ErrAttesterClosed", err)
+	}
+	close(g.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(g.Attestations()); got != "d-0,d-1" {
+		t.Fatalf("delivered %s; every accepted attestation must be sent", got)
+	}
+}
+
+func TestWriterSinkWritesJSONLines(t *testing.T) {
+	var buf strings.Builder
+	s := policy.NewWriterSink(&buf)
+	if err := s.SendAttestations(ctx, atts(2)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], `{"type":"policy_attestation","decision_id":"d-1",`) {
+		t.Fatalf("lines = %q", lines)
+	}
+}

@@ -1,0 +1,569 @@
+// Package policy is the in-process policy enforcement point: it compiles the
+// embedded Rego bundles (waooaw.dev/governance/policies) once, prepares each
+// query once, and evaluates per request. Every decision, cached or not, gets
+// its own decision_id and is attested off the request path through an
+// Attester.
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"waooaw.dev/governance/policies"
+	tables "waooaw.dev/governance/rules"
+	"waooaw.dev/governance/shared/rules"
+)
+
+// Sentinel errors, for errors.Is.
+var (
+	ErrUnknownBundle = errors.New("unknown policy bundle")
+	ErrUnknownRule   = errors.New("unknown policy rule")
+	ErrBadInput      = errors.New("bad policy input")
+)
+
+// Rules every bundle exposes: decision (object) and allow (boolean).
+const (
+	RuleDecision = "decision"
+	RuleAllow    = "allow"
+)
+
+// Outcomes of a decision.
+const (
+	Allow                = "allow"
+	Deny                 = "deny"
+	AllowWithObligations = "allow_with_obligations"
+)
+
+// DataRoot is where the platform's data document is mounted: data.platform.
+const DataRoot = "platform"
+
+// Meta says who enforces a decision and for which business flow.
+type Meta struct {
+	EnforcementPoint string // gateway, message_dispatch, stage_runner, ai_router, connector, pdp
+	CorrelationID    string
+}
+
+// Decision is the answer to one request. Obligations and Reasons may be
+// shared with the cache: read them, do not modify them.
+type Decision struct {
+	Allow       bool          `json:"allow"`
+	Outcome     string        `json:"decision"` // allow | deny | allow_with_obligations
+	Obligations []string      `json:"obligations"`
+	Reasons     []string      `json:"reasons"`
+	DecisionID  string        `json:"decision_id"`
+	Bundle      string        `json:"bundle"`
+	Rule        string        `json:"rule"`
+	Revision    string        `json:"revision"`
+	TTL         time.Duration `json:"ttl"`
+	Cached      bool          `json:"cached"`
+	InputSHA256 string        `json:"input_sha256"`
+}
+
+// Answer is a decision together with the rule's result as OPA's data API
+// returns it: the decision object, or the allow boolean.
+type Answer struct {
+	Decision
+	Result any
+}
+
+type config struct {
+	policyFS fs.FS
+	rules    *rules.Set
+	data     map[string]any
+	attester *Attester
+	cacheMax int
+	now      func() time.Time
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithData sets top-level keys of data.platform, replacing those from
+// data/platform.json and the rules tables: "engagements" ({"<id>":
+// {"governor": "<user id>"}}), "roles" ({"<role>": level}), and so on.
+func WithData(d map[string]any) Option {
+	return func(c *config) { maps.Copy(c.data, d) }
+}
+
+// WithRules takes trial limits and budget thresholds from s instead of the
+// embedded rules tables.
+func WithRules(s *rules.Set) Option { return func(c *config) { c.rules = s } }
+
+// WithPolicies loads *.rego (not *_test.rego) and data/platform.json from
+// fsys instead of the embedded bundle.
+func WithPolicies(fsys fs.FS) Option { return func(c *config) { c.policyFS = fsys } }
+
+// WithAttester sends every decision's attestation to a. Without it decisions
+// are not attested, which only tests and tools should accept.
+func WithAttester(a *Attester) Option { return func(c *config) { c.attester = a } }
+
+// WithCacheSize bounds the decision cache (entries); 0 disables it.
+// The default is DefaultCacheSize.
+func WithCacheSize(n int) Option { return func(c *config) { c.cacheMax = n } }
+
+// WithClock replaces time.Now, for TTL tests.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// DefaultCacheSize bounds the decision cache unless WithCacheSize says otherwise.
+const DefaultCacheSize = 10000
+
+// Engine evaluates prepared policy queries. It is safe for concurrent use.
+type Engine struct {
+	queries  map[string]*bundleQueries // fixed after New
+	store    storage.Store
+	revision atomic.Pointer[string]
+	ttl      atomic.Int64 // data.platform.decision_ttl_seconds, as a time.Duration
+	cache    *cache
+	attester *Attester
+	now      func() time.Time
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New compiles the bundles and prepares one query per bundle. A policy that
+// does not compile fails here with file:line.
+func New(opts ...Option) (*Engine, error) {
+	c := &config{policyFS: policies.FS, data: map[string]any{}, cacheMax: DefaultCacheSize, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.rules == nil {
+		s, err := rules.Load(tables.FS)
+		if err != nil {
+			return nil, fmt.Errorf("policy: load rules tables: %w", err)
+		}
+		c.rules = s
+	}
+
+	modules, sources, err := loadModules(c.policyFS)
+	if err != nil {
+		return nil, err
+	}
+	data, err := PlatformData(c.policyFS, c.rules, c.data)
+	if err != nil {
+		return nil, err
+	}
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
+	}
+	store := inmem.NewFromObjectWithOpts(map[string]any{DataRoot: data}, inmem.OptRoundTripOnWrite(false))
+
+	e := &Engine{
+		queries:  map[string]*bundleQueries{},
+		store:    store,
+		cache:    newCache(c.cacheMax),
+		attester: c.attester,
+		now:      c.now,
+		idPrefix: randomPrefix(),
+	}
+	e.setTTL(data["decision_ttl_seconds"])
+	rev, err := revision(sources, data)
+	if err != nil {
+		return nil, err
+	}
+	e.revision.Store(&rev)
+	ctx := context.Background()
+	prepare := func(b string, docs ...string) (*rego.PreparedEvalQuery, error) {
+		var body ast.Body
+		for _, doc := range docs {
+			ref := ast.MustParseRef("data.waooaw." + b + "." + doc)
+			if len(compiler.GetRules(ref)) == 0 {
+				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
+			}
+			body = append(body, ast.Equality.Expr(ast.VarTerm(doc), ast.NewTerm(ref)))
+		}
+		pq, err := rego.New(rego.ParsedQuery(body), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("policy: prepare bundle %s: %w", b, err)
+		}
+		return &pq, nil
+	}
+	for _, b := range policies.Bundles {
+		// One query per bundle yields the sets lib.decide folds; folding them
+		// here (see fold) skips Rego's function-call overhead. The fallback
+		// reason is evaluated only when neither set has a member.
+		var q bundleQueries
+		if q.sets, err = prepare(b, "grants", "denials", "obligations"); err != nil {
+			return nil, err
+		}
+		if q.fallback, err = prepare(b, "fallback"); err != nil {
+			return nil, err
+		}
+		e.queries[b] = &q
+	}
+	return e, nil
+}
+
+func loadModules(fsys fs.FS) (map[string]*ast.Module, map[string][]byte, error) {
+	names, err := fs.Glob(fsys, "*.rego")
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy: list policies: %w", err)
+	}
+	modules, sources := map[string]*ast.Module{}, map[string][]byte{}
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("policy: read %s: %w", name, err)
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, nil, fmt.Errorf("policy: parse: %w", err)
+		}
+		modules[name], sources[name] = m, src
+	}
+	if len(modules) == 0 {
+		return nil, nil, fmt.Errorf("policy: no *.rego policies found")
+	}
+	return modules, sources, nil
+}
+
+// PlatformData is data.platform as the engine mounts it: data/platform.json,
+// then the rules tables' trial limits and budget thresholds, then overrides.
+// The pdp-vs-opa test feeds the same document to `opa run`.
+func PlatformData(policyFS fs.FS, s *rules.Set, overrides map[string]any) (map[string]any, error) {
+	raw, err := fs.ReadFile(policyFS, policies.DataFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy: read data: %w", err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return nil, fmt.Errorf("policy: %s: %w", policies.DataFile, err)
+	}
+	fromRules, err := s.PolicyData()
+	if err != nil {
+		return nil, fmt.Errorf("policy: data from rules: %w", err)
+	}
+	maps.Copy(data, fromRules)
+	maps.Copy(data, overrides)
+	// One JSON round trip normalises numbers (int vs float64) so the store,
+	// the revision hash and `opa run` all see the same document.
+	norm, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("policy: data is not JSON: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(norm, &out); err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	return out, nil
+}
+
+// revision is a content hash of the policies and data, so any change to
+// either yields a new revision and a fresh cache.
+func revision(sources map[string][]byte, data map[string]any) (string, error) {
+	h := sha256.New()
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(sources[n]))
+		h.Write(sources[n])
+	}
+	d, err := json.Marshal(data)
+	if err != nil {
+		return "", fmt.Errorf("policy: revision: %w", err)
+	}
+	h.Write(d)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func randomPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// setTTL keeps the decision ttl the fold applies in step with the data the
+// Rego decision rule reads.
+func (e *Engine) setTTL(v any) {
+	if secs, ok := v.(float64); ok {
+		e.ttl.Store(int64(secs * float64(time.Second)))
+	}
+}
+
+// Revision identifies the policies and data the engine decides with.
+func (e *Engine) Revision() string { return *e.revision.Load() }
+
+// PutData replaces data.platform[key] (for example "engagements" when a
+// Governor is assigned) and moves the revision, so no cached decision made
+// with the old data is served again.
+func (e *Engine) PutData(ctx context.Context, key string, value any) error {
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return fmt.Errorf("policy: put data %s: %w", key, err)
+	}
+	var norm any
+	if err := json.Unmarshal(raw, &norm); err != nil {
+		return fmt.Errorf("policy: put data %s: %w", key, err)
+	}
+	path := storage.Path{DataRoot, key}
+	if err := storage.WriteOne(ctx, e.store, storage.AddOp, path, norm); err != nil {
+		return fmt.Errorf("policy: put data %s: %w", key, err)
+	}
+	if key == "decision_ttl_seconds" {
+		e.setTTL(norm)
+	}
+	sum := sha256.Sum256(append([]byte(e.Revision()+"\x00"+key+"\x00"), raw...))
+	rev := "sha256:" + hex.EncodeToString(sum[:])[:16]
+	e.revision.Store(&rev)
+	return nil
+}
+
+// Decide evaluates data.waooaw.<bundle>.<rule> (rule "decision" or "allow")
+// for input and attests the decision. Input must be JSON-shaped (maps,
+// slices, strings, numbers, bools) or marshal to JSON; a request that asks
+// several bundles passes one *Input (NewInput) so the input is hashed and
+// converted once.
+func (e *Engine) Decide(ctx context.Context, bundle, rule string, input any, meta Meta) (Decision, error) {
+	return e.decide(ctx, bundle, rule, input, meta)
+}
+
+// Query is Decide returning the rule's raw result as well, for the
+// OPA-compatible data API.
+func (e *Engine) Query(ctx context.Context, bundle, rule string, input any, meta Meta) (Answer, error) {
+	d, err := e.decide(ctx, bundle, rule, input, meta)
+	if err != nil {
+		return Answer{}, err
+	}
+	a := Answer{Decision: d}
+	if rule == RuleAllow {
+		a.Result = d.Allow
+	} else {
+		a.Result = d.object()
+	}
+	return a, nil
+}
+
+func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, meta Meta) (Decision, error) {
+	pq, ok := e.queries[bundle]
+	if !ok {
+		return Decision{}, fmt.Errorf("policy: %q: %w", bundle, ErrUnknownBundle)
+	}
+	if rule != RuleDecision && rule != RuleAllow {
+		return Decision{}, fmt.Errorf("policy: %s/%s: %w", bundle, rule, ErrUnknownRule)
+	}
+	in, ok := input.(*Input)
+	if !ok {
+		var err error
+		if in, err = NewInput(input); err != nil {
+			return Decision{}, err
+		}
+	}
+	sum := in.sum
+	rev := e.Revision()
+	now := e.now()
+	// The cache holds the bundle's decision; decision and allow both read it.
+	key := cacheKey{bundle: bundle, revision: rev, sum: sum}
+	d, hit := e.cache.get(key, now)
+	if hit {
+		d.Cached = true
+	} else {
+		var err error
+		d, err = e.eval(ctx, pq, in)
+		if err != nil {
+			return Decision{}, fmt.Errorf("policy: evaluate %s: %w", bundle, err)
+		}
+		d.Bundle, d.Revision = bundle, rev
+		d.InputSHA256 = hex.EncodeToString(sum[:])
+		if d.TTL > 0 {
+			e.cache.put(key, d, now.Add(d.TTL))
+		}
+	}
+	d.Rule = rule
+	d.DecisionID = e.newID()
+	if e.attester != nil {
+		if err := e.attester.Submit(ctx, d.attestation(meta, now)); err != nil {
+			// An unattested decision is not handed out: every decision is recorded.
+			return Decision{}, fmt.Errorf("policy: attest %s: %w", d.DecisionID, err)
+		}
+	}
+	return d, nil
+}
+
+var noMetrics = metrics.NoOp()
+
+// Input is a decision input hashed once, and converted for OPA at most once,
+// for the several decisions of one request. It must not change after NewInput.
+type Input struct {
+	raw   any
+	sum   [32]byte
+	once  sync.Once
+	value ast.Value
+	err   error
+}
+
+// NewInput hashes input (see InputSHA256); the OPA conversion waits for the
+// first cache miss.
+func NewInput(input any) (*Input, error) {
+	sum, err := inputSum(input)
+	if err != nil {
+		return nil, fmt.Errorf("policy: hash input: %w: %w", ErrBadInput, err)
+	}
+	return &Input{raw: input, sum: sum}, nil
+}
+
+func (in *Input) astValue() (ast.Value, error) {
+	in.once.Do(func() {
+		in.value, in.err = ast.InterfaceToValue(in.raw)
+		if in.err != nil {
+			in.err = fmt.Errorf("%w: %w", ErrBadInput, in.err)
+		}
+	})
+	return in.value, in.err
+}
+
+// bundleQueries are a bundle's prepared queries: its grants, denials and
+// obligations in one, its fallback reason in the other.
+type bundleQueries struct {
+	sets, fallback *rego.PreparedEvalQuery
+}
+
+func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input) (Decision, error) {
+	v, err := in.astValue()
+	if err != nil {
+		return Decision{}, err
+	}
+	bind, err := evalOne(ctx, q.sets, v)
+	if err != nil {
+		return Decision{}, err
+	}
+	grants, denials := stringList(bind["grants"]), stringList(bind["denials"])
+	var fallback string
+	if len(grants) == 0 && len(denials) == 0 {
+		fb, err := evalOne(ctx, q.fallback, v)
+		if err != nil {
+			return Decision{}, err
+		}
+		fallback, _ = fb["fallback"].(string)
+	}
+	return fold(grants, denials, stringList(bind["obligations"]), fallback, time.Duration(e.ttl.Load())), nil
+}
+
+func evalOne(ctx context.Context, pq *rego.PreparedEvalQuery, input ast.Value) (rego.Vars, error) {
+	// OPA would start a goroutine per evaluation to watch ctx; a callback
+	// registered on ctx does the same without the scheduling cost. Metrics
+	// nobody reads are not collected.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel), rego.EvalMetrics(noMetrics))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 {
+		return nil, fmt.Errorf("want one result, got %d", len(rs))
+	}
+	return rs[0].Bindings, nil
+}
+
+// fold is lib.decide (policies/lib.rego) in Go: allow only when something
+// granted and nothing denied; obligations bind only an allowed decision;
+// reasons are the grants, else the denials, else the fallback.
+func fold(grants, denials, obligations []string, fallback string, ttl time.Duration) Decision {
+	d := Decision{Outcome: Deny, Obligations: []string{}, TTL: ttl}
+	d.Allow = len(grants) > 0 && len(denials) == 0
+	switch {
+	case d.Allow:
+		d.Reasons = grants
+		d.Obligations = obligations
+		d.Outcome = Allow
+		if len(obligations) > 0 {
+			d.Outcome = AllowWithObligations
+		}
+	case len(denials) > 0:
+		d.Reasons = denials
+	default:
+		d.Reasons = []string{fallback}
+	}
+	sort.Strings(d.Reasons)
+	sort.Strings(d.Obligations)
+	return d
+}
+
+// object renders the decision as the Rego decision rule does, for the
+// OPA-compatible data API.
+func (d *Decision) object() map[string]any {
+	return map[string]any{
+		"allow":       d.Allow,
+		"outcome":     d.Outcome,
+		"obligations": anyList(d.Obligations),
+		"reasons":     anyList(d.Reasons),
+		"ttl_seconds": json.Number(strconv.FormatFloat(d.TTL.Seconds(), 'f', -1, 64)),
+	}
+}
+
+func anyList(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func stringList(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (e *Engine) newID() string {
+	var b [40]byte
+	id := append(b[:0], e.idPrefix...)
+	id = append(id, '-')
+	id = strconv.AppendUint(id, e.idSeq.Add(1), 36)
+	return string(id)
+}
+
+// unspecified names the enforcement point of a caller that gave none; the
+// attestation schema needs one.
+const unspecified = "unspecified"
+
+func (a *Decision) attestation(meta Meta, now time.Time) Attestation {
+	if meta.EnforcementPoint == "" {
+		meta.EnforcementPoint = unspecified
+	}
+	return Attestation{
+		DecisionID:       a.DecisionID,
+		Bundle:           a.Bundle,
+		Rule:             a.Rule,
+		Revision:         a.Revision,
+		Decision:         a.Outcome,
+		Obligations:      a.Obligations,
+		InputSHA256:      a.InputSHA256,
+		EnforcementPoint: meta.EnforcementPoint,
+		CorrelationID:    meta.CorrelationID,
+		Cached:           a.Cached,
+		Time:             now.UTC(),
+	}
+}

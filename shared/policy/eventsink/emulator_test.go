@@ -1,0 +1,96 @@
+package eventsink_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/eventsink"
+)
+
+// Through the Pub/Sub emulator, with the topic's Avro schema enforced: every
+// decision, allow and deny, arrives on policy_attestations with its
+// decision_id and the request's correlation id as ordering key.
+func TestAttestationsReachPolicyAttestationsTopic(t *testing.T) {
+	env := emulators.ForTest(t)
+	t.Setenv("PUBSUB_EMULATOR_HOST", env.PubSubHost)
+	env.Provision(t, nil)
+	client := env.PubSub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub := "projects/" + env.Project + "/subscriptions/attestations-test"
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name:                  sub,
+		Topic:                 "projects/" + env.Project + "/topics/" + events.TopicPolicyAttestations,
+		EnableMessageOrdering: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	ps := events.NewPubSub(client)
+	att := policy.NewAttester(eventsink.New(ps, "//waooaw/test"))
+	eng, err := policy.New(policy.WithAttester(att))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{} // decision_id -> outcome
+	for _, in := range []map[string]any{
+		{"subject": map[string]any{"id": "u1", "role": "viewer"}, "action": "approve"},
+		{"subject": map[string]any{"id": "u1", "role": "viewer"}, "action": "read"},
+	} {
+		d, err := eng.Decide(ctx, "rbac", policy.RuleDecision, in, policy.Meta{EnforcementPoint: "gateway", CorrelationID: "corr-e2e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[d.DecisionID] = d.Outcome
+	}
+	if err := att.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps.Close()
+
+	got := map[string]string{}
+	var mu sync.Mutex
+	rctx, stop := context.WithCancel(ctx)
+	err = client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		var e struct {
+			EventID string `json:"event_id"`
+			Data    struct {
+				DecisionID string `json:"decision_id"`
+				Decision   string `json:"decision"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Errorf("message %s: %v", m.Data, err)
+			return
+		}
+		if m.OrderingKey != "corr-e2e" || e.EventID != e.Data.DecisionID {
+			t.Errorf("ordering key %q, event %s", m.OrderingKey, m.Data)
+		}
+		mu.Lock()
+		got[e.Data.DecisionID] = e.Data.Decision
+		if len(got) == len(want) {
+			stop()
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, outcome := range want {
+		if got[id] != outcome {
+			t.Errorf("decision %s: published %q, want %q (got %v)", id, got[id], outcome, got)
+		}
+	}
+}

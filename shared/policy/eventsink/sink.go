@@ -1,0 +1,108 @@
+// Package eventsink publishes policy attestations as platform events on
+// policy_attestations, through the schema-checked events.Publisher.
+package eventsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/policy"
+)
+
+// EventType is the CloudEvents type of an attestation event.
+const EventType = "waooaw.policy.attested"
+
+// Sink is a policy.AttestationSink over an events.Publisher.
+type Sink struct {
+	pub    events.Publisher
+	source string
+}
+
+// New publishes with pub; source names the enforcing function (for example
+// "//waooaw/gateway").
+func New(pub events.Publisher, source string) *Sink { return &Sink{pub: pub, source: source} }
+
+// SendAttestations publishes the batch: one goroutine per correlation id,
+// each publishing its attestations in order (the ordering key), since a
+// Publish waits for the server. On any failure the Attester sends the whole
+// batch again; each event's id is its decision_id, so handlers idempotent on
+// event_id drop the repeats.
+func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation) error {
+	var order []string
+	groups := map[string][]policy.Attestation{}
+	for _, a := range batch {
+		if _, ok := groups[a.CorrelationID]; !ok {
+			order = append(order, a.CorrelationID)
+		}
+		groups[a.CorrelationID] = append(groups[a.CorrelationID], a)
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for i, key := range order {
+		wg.Go(func() { errs[i] = s.publish(ctx, groups[key]) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Sink) publish(ctx context.Context, group []policy.Attestation) error {
+	for _, a := range group {
+		e, err := Event(s.source, a)
+		if err != nil {
+			return err
+		}
+		if _, err := s.pub.Publish(ctx, events.TopicPolicyAttestations, e); err != nil {
+			return fmt.Errorf("publish attestation %s: %w", a.DecisionID, err)
+		}
+	}
+	return nil
+}
+
+// data is the payload the policy_attestations schema declares.
+type data struct {
+	DecisionID       string   `json:"decision_id"`
+	Bundle           string   `json:"bundle"`
+	Rule             string   `json:"rule"`
+	Revision         string   `json:"revision"`
+	Decision         string   `json:"decision"`
+	Obligations      []string `json:"obligations"`
+	InputSHA256      string   `json:"input_sha256"`
+	EnforcementPoint string   `json:"enforcement_point"`
+	CorrelationID    string   `json:"correlation_id"`
+	Cached           bool     `json:"cached"`
+	DecidedAt        string   `json:"decided_at"`
+}
+
+// Event is the envelope of one attestation: id = decision_id, correlation
+// id = the request's (the ordering key), actor = the enforcement point.
+func Event(source string, a policy.Attestation) (events.Envelope, error) {
+	obligations := a.Obligations
+	if obligations == nil {
+		obligations = []string{}
+	}
+	e, err := events.New(EventType, source, "policy:"+a.EnforcementPoint, data{
+		DecisionID:       a.DecisionID,
+		Bundle:           a.Bundle,
+		Rule:             a.Rule,
+		Revision:         a.Revision,
+		Decision:         a.Decision,
+		Obligations:      obligations,
+		InputSHA256:      a.InputSHA256,
+		EnforcementPoint: a.EnforcementPoint,
+		CorrelationID:    a.CorrelationID,
+		Cached:           a.Cached,
+		DecidedAt:        a.Time.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("events.New: %w", err)
+	}
+	e.EventID, e.Time = a.DecisionID, a.Time.UTC().Format(time.RFC3339Nano)
+	if a.CorrelationID != "" {
+		e.CorrelationID = a.CorrelationID
+	}
+	return e, nil
+}
