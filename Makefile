@@ -1,6 +1,6 @@
 # make run     the local stack (emulators, dev token issuer, every function) until Ctrl-C
 # make test    lint, then every module's tests against one pair of emulators
-# make lint    gofmt and go vet over every module of go.work
+# make lint    gofmt and go vet over every module of go.work, terraform fmt -check
 # make package dist/<function>.zip for each function, each building alone
 # make bench   every module's benchmarks, figures printed (and kept in .local/bench.txt)
 # make clean   build output (dist/, .local/bin, .local/logs); keys and secrets stay
@@ -50,6 +50,8 @@ lint: modules
 	@failed=""; \
 	for d in $(MODULES); do ( cd "$$d" && $(GO) vet ./... ) || failed="$$failed $${d#$(CURDIR)/}"; done; \
 	if [ -n "$$failed" ]; then echo "FAIL: go vet failed in:$$failed" >&2; exit 1; fi
+	@command -v terraform >/dev/null || { echo "FAIL: terraform not installed" >&2; exit 1; }
+	terraform fmt -check -recursive -diff infra/terraform
 
 package:
 	$(GO) run ./infra/local/cmd/waooaw-local package -out $(DIST)

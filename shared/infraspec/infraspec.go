@@ -67,6 +67,7 @@ type Function struct {
 	Source         string            `yaml:"source"`
 	EntryPoint     string            `yaml:"entry_point"`
 	Trigger        Trigger           `yaml:"trigger"`
+	Public         bool              `yaml:"public"` // invocable without Google credentials
 	ServiceAccount string            `yaml:"service_account"`
 	Memory         string            `yaml:"memory"`
 	MaxInstances   int               `yaml:"max_instances"`
