@@ -1,3 +1,3 @@
 module waooaw.dev/governance/rules
 
-go 1.26.8
+go 1.26.0

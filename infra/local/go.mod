@@ -1,6 +1,6 @@
 module waooaw.dev/governance/infra/local
 
-go 1.26.8
+go 1.26.0
 
 require (
 	cloud.google.com/go/longrunning v1.3.0
