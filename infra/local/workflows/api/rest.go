@@ -231,15 +231,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			out := make([]any, len(list))
-			for i, wf := range list {
-				out[i] = WorkflowJSON(wf)
-			}
-			resp := map[string]any{"workflows": out}
-			if next != "" {
-				resp["nextPageToken"] = next
-			}
-			writeJSON(w, 200, resp)
+			writeWorkflowList(w, list, next)
 			return nil
 		}
 	case len(seg) == 6 && seg[4] == "workflows" && verb == "listRevisions" && r.Method == http.MethodGet:
@@ -247,15 +239,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		out := make([]any, len(list))
-		for i, wf := range list {
-			out[i] = WorkflowJSON(wf)
-		}
-		resp := map[string]any{"workflows": out}
-		if next != "" {
-			resp["nextPageToken"] = next
-		}
-		writeJSON(w, 200, resp)
+		writeWorkflowList(w, list, next)
 		return nil
 	case len(seg) == 6 && seg[4] == "workflows" && verb == "":
 		switch r.Method {
@@ -480,4 +464,18 @@ func ClockHandler(svc *service.Service) http.HandlerFunc {
 			WriteError(w, &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path})
 		}
 	}
+}
+
+// writeWorkflowList answers a list of workflows or of one workflow's revisions, which share
+// Google's response shape.
+func writeWorkflowList(w http.ResponseWriter, list []*service.Workflow, next string) {
+	out := make([]any, len(list))
+	for i, wf := range list {
+		out[i] = WorkflowJSON(wf)
+	}
+	resp := map[string]any{"workflows": out}
+	if next != "" {
+		resp["nextPageToken"] = next
+	}
+	writeJSON(w, 200, resp)
 }
