@@ -1,9 +1,9 @@
 # Shared shape of every bundle's decision. Each bundle collects three sets
 # (grants, denials, obligations) and a fallback reason and folds them here, so
 # default deny and the decision format are written once. The Go enforcement
-# point (shared/policy) evaluates the three sets (and the fallback only when
-# grants and denials are both empty) and applies this same fold in Go; the
-# pdp-vs-opa test proves the two agree.
+# point (shared/policy) evaluates denials, then grants and obligations only
+# when nothing denied, then the fallback only when nothing granted either, and
+# applies this same fold in Go; the pdp-vs-opa test proves the two agree.
 package waooaw.lib
 
 # The default-deny reason when nothing granted and nothing denied.

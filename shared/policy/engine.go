@@ -24,7 +24,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -130,6 +129,7 @@ const DefaultCacheSize = 10000
 // Engine evaluates prepared policy queries. It is safe for concurrent use.
 type Engine struct {
 	queries  map[string]*bundleQueries // fixed after New
+	compiler *ast.Compiler
 	store    storage.Store
 	revision atomic.Pointer[string]
 	ttl      atomic.Int64 // data.platform.decision_ttl_seconds, as a time.Duration
@@ -170,6 +170,7 @@ func New(opts ...Option) (*Engine, error) {
 	store := inmem.NewFromObjectWithOpts(map[string]any{DataRoot: data}, inmem.OptRoundTripOnWrite(false))
 
 	e := &Engine{
+		compiler: compiler,
 		queries:  map[string]*bundleQueries{},
 		store:    store,
 		cache:    newCache(c.cacheMax),
@@ -183,28 +184,30 @@ func New(opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	e.revision.Store(&rev)
-	ctx := context.Background()
-	prepare := func(b string, docs ...string) (*rego.PreparedEvalQuery, error) {
+	prepare := func(b string, docs ...string) (*docQuery, error) {
 		var body ast.Body
+		q := &docQuery{}
 		for _, doc := range docs {
 			ref := ast.MustParseRef("data.waooaw." + b + "." + doc)
 			if len(compiler.GetRules(ref)) == 0 {
 				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
 			}
 			body = append(body, ast.Equality.Expr(ast.VarTerm(doc), ast.NewTerm(ref)))
+			q.vars = append(q.vars, ast.Var(doc))
 		}
-		pq, err := rego.New(rego.ParsedQuery(body), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+		compiled, err := compiler.QueryCompiler().Compile(body)
 		if err != nil {
 			return nil, fmt.Errorf("policy: prepare bundle %s: %w", b, err)
 		}
-		return &pq, nil
+		q.body = compiled
+		return q, nil
 	}
 	for _, b := range policies.Bundles {
-		// One query per bundle yields the sets lib.decide folds; folding them
-		// here (see fold) skips Rego's function-call overhead. The fallback
-		// reason is evaluated only when neither set has a member.
 		var q bundleQueries
-		if q.sets, err = prepare(b, "grants", "denials", "obligations"); err != nil {
+		if q.grants, err = prepare(b, "grants", "obligations"); err != nil {
+			return nil, err
+		}
+		if q.denials, err = prepare(b, "denials"); err != nil {
 			return nil, err
 		}
 		if q.fallback, err = prepare(b, "fallback"); err != nil {
@@ -385,7 +388,7 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 		d.Cached = true
 	} else {
 		var err error
-		d, err = e.eval(ctx, pq, in)
+		d, err = e.eval(ctx, pq, in, now)
 		if err != nil {
 			return Decision{}, fmt.Errorf("policy: evaluate %s: %w", bundle, err)
 		}
@@ -438,48 +441,97 @@ func (in *Input) astValue() (ast.Value, error) {
 	return in.value, in.err
 }
 
-// bundleQueries are a bundle's prepared queries: its grants, denials and
-// obligations in one, its fallback reason in the other.
+// bundleQueries are a bundle's prepared queries: its denials; its grants and
+// obligations, which matter only when nothing denied; its fallback reason,
+// which matters only when nothing granted either.
 type bundleQueries struct {
-	sets, fallback *rego.PreparedEvalQuery
+	denials, grants, fallback *docQuery
 }
 
-func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input) (Decision, error) {
+// docQuery binds some documents of a bundle to variables of the same names.
+// It runs on topdown directly: the rego package's per-call evaluation
+// context, metrics and conversion of results to Go values cost more than
+// evaluating these small documents.
+type docQuery struct {
+	body ast.Body
+	vars []ast.Var
+}
+
+func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input, now time.Time) (Decision, error) {
 	v, err := in.astValue()
 	if err != nil {
 		return Decision{}, err
 	}
-	bind, err := evalOne(ctx, q.sets, v)
-	if err != nil {
+	// Denials first: a refusal is decided by them alone (see fold).
+	input := ast.NewTerm(v)
+	ttl := time.Duration(e.ttl.Load())
+	var out [2]ast.Value
+	if err := e.run(ctx, q.denials, input, now, out[:1]); err != nil {
 		return Decision{}, err
 	}
-	grants, denials := stringList(bind["grants"]), stringList(bind["denials"])
+	if denials := stringSet(out[0]); len(denials) > 0 {
+		return fold(nil, denials, nil, "", ttl), nil
+	}
+	if err := e.run(ctx, q.grants, input, now, out[:2]); err != nil {
+		return Decision{}, err
+	}
+	grants, obligations := stringSet(out[0]), stringSet(out[1])
 	var fallback string
-	if len(grants) == 0 && len(denials) == 0 {
-		fb, err := evalOne(ctx, q.fallback, v)
-		if err != nil {
+	if len(grants) == 0 {
+		if err := e.run(ctx, q.fallback, input, now, out[:1]); err != nil {
 			return Decision{}, err
 		}
-		fallback, _ = fb["fallback"].(string)
+		if s, ok := out[0].(ast.String); ok {
+			fallback = string(s)
+		}
 	}
-	return fold(grants, denials, stringList(bind["obligations"]), fallback, time.Duration(e.ttl.Load())), nil
+	return fold(grants, nil, obligations, fallback, ttl), nil
 }
 
-func evalOne(ctx context.Context, pq *rego.PreparedEvalQuery, input ast.Value) (rego.Vars, error) {
-	// OPA would start a goroutine per evaluation to watch ctx; a callback
-	// registered on ctx does the same without the scheduling cost. Metrics
-	// nobody reads are not collected.
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel), rego.EvalMetrics(noMetrics))
+// run evaluates q once and stores the value of each of its variables in out.
+func (e *Engine) run(ctx context.Context, q *docQuery, input *ast.Term, now time.Time, out []ast.Value) error {
+	clear(out)
+	txn, err := e.store.NewTransaction(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if len(rs) != 1 {
-		return nil, fmt.Errorf("want one result, got %d", len(rs))
+	defer e.store.Abort(ctx, txn)
+	caches := getCaches()
+	defer putCaches(caches)
+	tq := topdown.NewQuery(q.body).
+		WithBaseCache(&caches.base).
+		WithVirtualCache(&caches.virtual).
+		WithCompiler(e.compiler).
+		WithStore(e.store).
+		WithTransaction(txn).
+		WithInput(input).
+		WithTime(now).
+		WithMetrics(noMetrics)
+	if done := ctx.Done(); done != nil {
+		// A callback on ctx stops the evaluation without the goroutine OPA
+		// would start to watch it.
+		cancel := topdown.NewCancel()
+		stop := context.AfterFunc(ctx, cancel.Cancel)
+		defer stop()
+		tq = tq.WithCancel(cancel)
 	}
-	return rs[0].Bindings, nil
+	n := 0
+	err = tq.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		for i, name := range q.vars {
+			if t := qr[name]; t != nil {
+				out[i] = t.Value
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("want one result, got %d", n)
+	}
+	return nil
 }
 
 // fold is lib.decide (policies/lib.rego) in Go: allow only when something
@@ -526,14 +578,19 @@ func anyList(s []string) []any {
 	return out
 }
 
-func stringList(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, e := range l {
-		if s, ok := e.(string); ok {
-			out = append(out, s)
-		}
+// stringSet lists the strings of a set document (other members cannot be
+// reasons or obligations).
+func stringSet(v ast.Value) []string {
+	set, ok := v.(ast.Set)
+	if !ok || set.Len() == 0 {
+		return []string{}
 	}
+	out := make([]string, 0, set.Len())
+	set.Foreach(func(t *ast.Term) {
+		if s, ok := t.Value.(ast.String); ok {
+			out = append(out, string(s))
+		}
+	})
 	return out
 }
 
