@@ -41,17 +41,28 @@ var ErrAttesterClosed = errors.New("attester closed")
 // Attester queues attestations and sends them in batches from one goroutine,
 // off the request path. The queue is bounded; when it is full Submit blocks
 // (until there is room or its context ends) rather than drop an attestation.
+//
+// The queue is a slice the sender appends to and the worker takes whole,
+// swapping in the one it has sent: a Submit is one short critical section,
+// and the worker neither contends for the lock per attestation nor reads the
+// queue's memory except through the sink.
 type Attester struct {
 	sink     AttestationSink
-	queue    chan Attestation
+	size     int // bound on queued plus taken-but-unsent beyond one batch
 	batch    int
 	interval time.Duration
 	backoff  time.Duration
 	onError  func(error)
 
-	mu      sync.RWMutex // Submit holds it shared; Close exclusively, to close queue safely
+	mu      sync.Mutex
+	queued  []Attestation
+	spare   []Attestation // the worker's buffer; swapped with queued
+	pending int           // taken by the worker, not yet sent
+	room    chan struct{} // closed when room is made, for Submits blocked on a full queue
 	closed  bool
+
 	closing chan struct{} // closed when Close starts: releases Submits blocked on a full queue
+	wake    chan struct{} // the first attestation after the worker went idle
 	kick    chan struct{} // ends the batch pause early when the queue is half full
 	once    sync.Once
 	abort   chan struct{}
@@ -64,7 +75,7 @@ type AttesterOption func(*Attester)
 
 // WithQueueSize bounds the number of queued attestations (default 4096).
 func WithQueueSize(n int) AttesterOption {
-	return func(a *Attester) { a.queue = make(chan Attestation, max(n, 1)) }
+	return func(a *Attester) { a.size = max(n, 1) }
 }
 
 // WithBatch sets the largest batch (default 100) and how long a partial batch
@@ -88,7 +99,7 @@ func WithErrorHandler(f func(error)) AttesterOption {
 func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 	a := &Attester{
 		sink:     sink,
-		queue:    make(chan Attestation, 4096),
+		size:     4096,
 		batch:    100,
 		interval: 20 * time.Millisecond,
 		backoff:  100 * time.Millisecond,
@@ -96,6 +107,7 @@ func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 			slog.Warn("policy attestation send failed; retrying", "error", err)
 		},
 		closing: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		abort:   make(chan struct{}),
 		done:    make(chan struct{}),
@@ -103,38 +115,61 @@ func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 	for _, o := range opts {
 		o(a)
 	}
+	// Both buffers at their largest from the start: growing one would copy
+	// it inside a Submit.
+	a.queued = make([]Attestation, 0, a.size+a.batch)
+	a.spare = make([]Attestation, 0, a.size+a.batch)
 	go a.run()
 	return a
 }
+
+// full reports whether the queue has no room; mu is held. The worker may
+// hold one batch beyond the queue's size, as a batch it is sending.
+func (a *Attester) full() bool { return len(a.queued)+a.pending >= a.size+a.batch }
 
 // Submit queues one attestation. It blocks while the queue is full; it fails
 // only when ctx ends first or the attester is closed (or starts closing while
 // it waits): the caller must then refuse the decision, not drop the record.
 func (a *Attester) Submit(ctx context.Context, att Attestation) error {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return ErrAttesterClosed
-	}
-	select {
-	case a.queue <- att:
-		if len(a.queue) >= cap(a.queue)/2 {
-			select {
-			case a.kick <- struct{}{}:
-			default:
-			}
+	a.mu.Lock()
+	for {
+		if a.closed {
+			a.mu.Unlock()
+			return ErrAttesterClosed
 		}
-		return nil
-	default:
+		if !a.full() {
+			break
+		}
+		if a.room == nil {
+			a.room = make(chan struct{})
+		}
+		room := a.room
+		a.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("attestation queue full: %w", ctx.Err())
+		case <-a.closing:
+			return ErrAttesterClosed
+		}
+		a.mu.Lock()
 	}
-	select {
-	case a.queue <- att:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("attestation queue full: %w", ctx.Err())
-	case <-a.closing:
-		return ErrAttesterClosed
+	a.queued = append(a.queued, att)
+	n := len(a.queued)
+	a.mu.Unlock()
+	switch {
+	case n == 1:
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	case n >= a.size/2:
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
+	return nil
 }
 
 // Close stops accepting attestations and returns once every queued one has
@@ -143,10 +178,7 @@ func (a *Attester) Submit(ctx context.Context, att Attestation) error {
 func (a *Attester) Close(ctx context.Context) error {
 	a.once.Do(func() { close(a.closing) })
 	a.mu.Lock()
-	if !a.closed {
-		a.closed = true
-		close(a.queue)
-	}
+	a.closed = true
 	a.mu.Unlock()
 	select {
 	case <-a.done:
@@ -165,33 +197,57 @@ func (a *Attester) Close(ctx context.Context) error {
 	return fmt.Errorf("policy: attester close: %d attestations not delivered: %w", a.lost, ctx.Err())
 }
 
-// run batches without being woken for each attestation: it blocks for the
+// run batches without being woken for each attestation: it waits for the
 // first one, pauses for the batch interval (cut short by Close or a queue
-// half full), then drains the queue in batches.
+// half full), then takes the whole queue and sends it in batches, until the
+// queue is empty.
 func (a *Attester) run() {
 	defer close(a.done)
-	buf := make([]Attestation, 0, a.batch)
 	for {
-		att, ok := <-a.queue
-		if !ok {
-			return
+		select {
+		case <-a.wake:
+		case <-a.closing:
 		}
-		buf = append(buf[:0], att)
 		a.pause()
-		for open := true; ; {
-			buf, open = a.fill(buf)
-			if len(buf) > 0 && !a.send(buf) {
-				a.drainLost(len(buf))
+		for {
+			a.mu.Lock()
+			taken := a.queued
+			a.queued, a.spare = a.spare[:0], nil
+			a.pending = len(taken)
+			closed := a.closed
+			a.makeRoom()
+			a.mu.Unlock()
+			for buf := taken; len(buf) > 0; {
+				n := min(len(buf), a.batch)
+				if !a.send(buf[:n]) {
+					a.drainLost(len(buf))
+					return
+				}
+				buf = buf[n:]
+				a.mu.Lock()
+				a.pending -= n
+				a.makeRoom()
+				a.mu.Unlock()
+			}
+			if closed { // nothing can have been queued since
 				return
 			}
-			buf = buf[:0]
-			if !open {
-				return
-			}
-			if len(a.queue) == 0 {
+			a.mu.Lock()
+			a.spare = taken[:0]
+			empty := len(a.queued) == 0
+			a.mu.Unlock()
+			if empty {
 				break
 			}
 		}
+	}
+}
+
+// makeRoom releases Submits waiting for room; mu is held.
+func (a *Attester) makeRoom() {
+	if a.room != nil {
+		close(a.room)
+		a.room = nil
 	}
 }
 
@@ -203,23 +259,6 @@ func (a *Attester) pause() {
 	case <-a.kick:
 	case <-a.closing:
 	}
-}
-
-// fill adds queued attestations to buf without blocking, up to a batch;
-// open is false once the queue is closed and empty.
-func (a *Attester) fill(buf []Attestation) (_ []Attestation, open bool) {
-	for len(buf) < a.batch {
-		select {
-		case att, ok := <-a.queue:
-			if !ok {
-				return buf, false
-			}
-			buf = append(buf, att)
-		default:
-			return buf, true
-		}
-	}
-	return buf, true
 }
 
 // send retries one batch until the sink takes it; false only when aborted.
@@ -249,12 +288,12 @@ func (a *Attester) send(batch []Attestation) bool {
 	}
 }
 
-// drainLost counts the failed batch and everything still queued.
+// drainLost counts the failed batch, the rest of its buffer and everything
+// still queued (abort comes only from Close, which has stopped Submit).
 func (a *Attester) drainLost(n int) {
-	a.lost = n
-	for range a.queue { // abort comes only from Close, which has closed the queue
-		a.lost++
-	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lost = n + len(a.queued)
 }
 
 // MemorySink keeps attestations in memory, for tests. FailNext makes that

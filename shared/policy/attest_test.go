@@ -165,3 +165,47 @@ func TestWriterSinkWritesJSONLines(t *testing.T) {
 		t.Fatalf("lines = %q", lines)
 	}
 }
+
+func TestAttesterDeliversEveryAcceptedAttestationUnderLoad(t *testing.T) {
+	sink := &policy.MemorySink{FailNext: 2}
+	a := policy.NewAttester(sink, policy.WithQueueSize(8), policy.WithBatch(3, 50*time.Microsecond),
+		policy.WithRetryBackoff(time.Microsecond), policy.WithErrorHandler(func(error) {}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				id := fmt.Sprintf("g%d-%d", g, i)
+				if err := a.Submit(ctx, policy.Attestation{DecisionID: id}); err != nil {
+					if !errors.Is(err, policy.ErrAttesterClosed) {
+						t.Error(err)
+					}
+					return
+				}
+				mu.Lock()
+				accepted[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(2 * time.Millisecond)
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	got := map[string]int{}
+	for _, x := range sink.Attestations() {
+		got[x.DecisionID]++
+	}
+	for id := range accepted {
+		if got[id] != 1 {
+			t.Fatalf("%s delivered %d times", id, got[id])
+		}
+	}
+	if len(got) != len(accepted) {
+		t.Fatalf("delivered %d, accepted %d", len(got), len(accepted))
+	}
+}

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
+// cacheKey is plain memory, hashed and compared in one piece.
 type cacheKey struct {
-	bundle   string
-	revision string
-	sum      [32]byte // sha256 of the canonical input
+	gen    uint64   // revisionGen.gen
+	bundle uint64   // bundleQueries.index
+	sum    [32]byte // sha256 of the canonical input
 }
 
 type cacheEntry struct {

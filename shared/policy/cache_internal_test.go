@@ -8,7 +8,7 @@ import (
 func TestCacheIsBoundedAndExpires(t *testing.T) {
 	c := newCache(2)
 	now := time.Unix(0, 0)
-	key := func(b byte) cacheKey { return cacheKey{bundle: "rbac", revision: "r", sum: [32]byte{b}} }
+	key := func(b byte) cacheKey { return cacheKey{gen: 1, sum: [32]byte{b}} }
 	for b := range byte(3) {
 		c.put(key(b), Decision{Reasons: []string{string('a' + b)}}, now.Add(time.Minute))
 	}

@@ -85,31 +85,33 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
-		var small [16]string
-		keys := small[:0]
-		for k := range x {
-			keys = append(keys, k)
+		if len(x) > maxSmallMap {
+			return appendLargeMap(b, x)
 		}
-		sort.Strings(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = appendCanonical(b, x[k]); err != nil {
-				return nil, err
-			}
+		// Keys and values collected in one pass, sorted in place: no map
+		// lookups and no heap for the small objects of a request.
+		var small [maxSmallMap]member
+		ms := small[:0]
+		for k, e := range x {
+			ms = append(ms, member{k, e})
 		}
-		return append(b, '}'), nil
+		sortMembers(ms)
+		return appendMembers(b, ms)
 	case map[string]string:
-		m := make(map[string]any, len(x))
-		for k, s := range x {
-			m[k] = s
+		if len(x) > maxSmallMap {
+			m := make(map[string]any, len(x))
+			for k, s := range x {
+				m[k] = s
+			}
+			return appendLargeMap(b, m)
 		}
-		return appendCanonical(b, m)
+		var small [maxSmallMap]member
+		ms := small[:0]
+		for k, e := range x {
+			ms = append(ms, member{k, e})
+		}
+		sortMembers(ms)
+		return appendMembers(b, ms)
 	default:
 		// Structs and other types: take encoding/json's view of them.
 		raw, err := json.Marshal(x)
@@ -122,6 +124,60 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 		}
 		return appendCanonical(b, generic)
 	}
+}
+
+// maxSmallMap bounds the objects sorted on the stack by insertion sort.
+const maxSmallMap = 16
+
+type member struct {
+	key   string
+	value any
+}
+
+// sortMembers orders keys bytewise, as sort.Strings does.
+func sortMembers(ms []member) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].key < ms[j-1].key; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+func appendMembers(b []byte, ms []member) ([]byte, error) {
+	b = append(b, '{')
+	for i := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, ms[i].key)
+		b = append(b, ':')
+		var err error
+		if b, err = appendCanonical(b, ms[i].value); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+func appendLargeMap(b []byte, x map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(x))
+	for k := range x {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = appendCanonical(b, x[k]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 func appendFloat(b []byte, f float64) ([]byte, error) {
@@ -137,39 +193,54 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the bytes JSON carries as they are: ASCII from space up,
+// except quote and backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString copies runs of bytes that need no escape in one append.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
 				b = append(b, '\\', c)
-			case c < 0x20:
-				switch c {
-				case '\n':
-					b = append(b, '\\', 'n')
-				case '\r':
-					b = append(b, '\\', 'r')
-				case '\t':
-					b = append(b, '\\', 't')
-				default:
-					b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-				}
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
+			i++
+			start = i
+			continue
 		}
 		i += size
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 

@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -131,7 +130,8 @@ type Engine struct {
 	queries  map[string]*bundleQueries // fixed after New
 	compiler *ast.Compiler
 	store    storage.Store
-	revision atomic.Pointer[string]
+	revision atomic.Pointer[revisionGen]
+	gens     atomic.Uint64
 	ttl      atomic.Int64 // data.platform.decision_ttl_seconds, as a time.Duration
 	cache    *cache
 	attester *Attester
@@ -183,7 +183,7 @@ func New(opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.revision.Store(&rev)
+	e.setRevision(rev)
 	prepare := func(b string, docs ...string) (*docQuery, error) {
 		var body ast.Body
 		q := &docQuery{}
@@ -202,8 +202,8 @@ func New(opts ...Option) (*Engine, error) {
 		q.body = compiled
 		return q, nil
 	}
-	for _, b := range policies.Bundles {
-		var q bundleQueries
+	for i, b := range policies.Bundles {
+		q := bundleQueries{index: uint64(i)}
 		if q.grants, err = prepare(b, "grants", "obligations"); err != nil {
 			return nil, err
 		}
@@ -311,7 +311,18 @@ func (e *Engine) setTTL(v any) {
 }
 
 // Revision identifies the policies and data the engine decides with.
-func (e *Engine) Revision() string { return *e.revision.Load() }
+func (e *Engine) Revision() string { return e.revision.Load().name }
+
+// revisionGen pairs a revision with a number unique to this engine, so the
+// cache key compares an integer instead of the revision string.
+type revisionGen struct {
+	name string
+	gen  uint64
+}
+
+func (e *Engine) setRevision(name string) {
+	e.revision.Store(&revisionGen{name: name, gen: e.gens.Add(1)})
+}
 
 // PutData replaces data.platform[key] (for example "engagements" when a
 // Governor is assigned) and moves the revision, so no cached decision made
@@ -334,7 +345,7 @@ func (e *Engine) PutData(ctx context.Context, key string, value any) error {
 	}
 	sum := sha256.Sum256(append([]byte(e.Revision()+"\x00"+key+"\x00"), raw...))
 	rev := "sha256:" + hex.EncodeToString(sum[:])[:16]
-	e.revision.Store(&rev)
+	e.setRevision(rev)
 	return nil
 }
 
@@ -379,10 +390,10 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 		}
 	}
 	sum := in.sum
-	rev := e.Revision()
+	rev := e.revision.Load()
 	now := e.now()
 	// The cache holds the bundle's decision; decision and allow both read it.
-	key := cacheKey{bundle: bundle, revision: rev, sum: sum}
+	key := cacheKey{gen: rev.gen, bundle: pq.index, sum: sum}
 	d, hit := e.cache.get(key, now)
 	if hit {
 		d.Cached = true
@@ -392,7 +403,7 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 		if err != nil {
 			return Decision{}, fmt.Errorf("policy: evaluate %s: %w", bundle, err)
 		}
-		d.Bundle, d.Revision = bundle, rev
+		d.Bundle, d.Revision = bundle, rev.name
 		d.InputSHA256 = hex.EncodeToString(sum[:])
 		if d.TTL > 0 {
 			e.cache.put(key, d, now.Add(d.TTL))
@@ -411,12 +422,18 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 
 var noMetrics = metrics.NoOp()
 
-// Input is a decision input hashed once, and converted for OPA at most once,
-// for the several decisions of one request. It must not change after NewInput.
+// Input is a decision input hashed once, and converted for OPA once (twice
+// only if two decisions miss the cache at the same moment), for the several
+// decisions of one request. It must not change after NewInput.
 type Input struct {
-	raw   any
-	sum   [32]byte
-	once  sync.Once
+	raw any
+	sum [32]byte
+	// The conversion lives apart, so that an Input served from the cache is
+	// one small allocation.
+	conv atomic.Pointer[inputValue]
+}
+
+type inputValue struct {
 	value ast.Value
 	err   error
 }
@@ -431,14 +448,20 @@ func NewInput(input any) (*Input, error) {
 	return &Input{raw: input, sum: sum}, nil
 }
 
+// astValue converts the input on first use. Two decisions missing the cache
+// at once may both convert; the first result is kept.
 func (in *Input) astValue() (ast.Value, error) {
-	in.once.Do(func() {
-		in.value, in.err = ast.InterfaceToValue(in.raw)
-		if in.err != nil {
-			in.err = fmt.Errorf("%w: %w", ErrBadInput, in.err)
-		}
-	})
-	return in.value, in.err
+	if c := in.conv.Load(); c != nil {
+		return c.value, c.err
+	}
+	c := &inputValue{}
+	c.value, c.err = ast.InterfaceToValue(in.raw)
+	if c.err != nil {
+		c.err = fmt.Errorf("%w: %w", ErrBadInput, c.err)
+	}
+	in.conv.CompareAndSwap(nil, c)
+	c = in.conv.Load()
+	return c.value, c.err
 }
 
 // bundleQueries are a bundle's prepared queries: its denials; its grants and
@@ -446,6 +469,7 @@ func (in *Input) astValue() (ast.Value, error) {
 // which matters only when nothing granted either.
 type bundleQueries struct {
 	denials, grants, fallback *docQuery
+	index                     uint64 // in policies.Bundles, for cache keys
 }
 
 // docQuery binds some documents of a bundle to variables of the same names.
