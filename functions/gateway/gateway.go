@@ -61,7 +61,7 @@ func current() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	shutdown.OnSIGTERM(s.opt.Logger, func(context.Context) error { return closeAll() })
+	shutdown.OnSIGTERM(s.opt.Logger, closeAll)
 	instance.srv.Store(s)
 	return s, nil
 }
@@ -88,8 +88,8 @@ func Gateway(w http.ResponseWriter, r *http.Request) {
 }
 
 // Open connects the gateway's clients as cfg says and returns the Server and a func that
-// closes them.
-func Open(ctx context.Context, cfg Config) (*Server, func() error, error) {
+// closes them, flushing queued attestations within ctx.
+func Open(ctx context.Context, cfg Config) (*Server, func(context.Context) error, error) {
 	var keys *auth.JWKS
 	var err error
 	if cfg.JWKSURL != "" {
@@ -148,9 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Server, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	closeAll := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdown.Grace)
-		defer cancel()
+	closeAll := func(ctx context.Context) error {
 		attErr := attester.Close(ctx)
 		attPub.Close()
 		pub.Close()
