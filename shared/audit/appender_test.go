@@ -202,7 +202,11 @@ func TestVerifyDuringAppends(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !rep.OK || rep.Entries < last {
-			t.Fatalf("verify during appends: %+v (previous run saw %d entries)", rep, last)
+			bad := int64(-1)
+			if rep.FirstBadSeq != nil {
+				bad = *rep.FirstBadSeq
+			}
+			t.Fatalf("verify during appends: %+v, first bad seq %d (previous run saw %d entries)", rep, bad, last)
 		}
 		last = rep.Entries
 	}
