@@ -41,6 +41,8 @@ test-modules: modules
 	done; \
 	echo "=== go test -race infra/local/workflows (the Workflows emulator is concurrent by nature)"; \
 	( cd infra/local && $(GO) test -race -count=1 ./workflows/... ) || failed="$$failed infra/local/workflows(-race)"; \
+	echo "=== go test -race shared/policy (pooled evaluators, the attestation queue, decision ids)"; \
+	( cd shared && $(GO) test -race -count=1 ./policy/... ) || failed="$$failed shared/policy(-race)"; \
 	if [ -n "$$failed" ]; then echo "FAIL: tests failed in:$$failed" >&2; exit 1; fi; \
 	echo "ok: all modules passed"
 

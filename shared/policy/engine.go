@@ -18,17 +18,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"waooaw.dev/governance/policies"
 	tables "waooaw.dev/governance/rules"
+	"waooaw.dev/governance/shared/policy/planeval"
 	"waooaw.dev/governance/shared/rules"
 )
 
@@ -125,19 +123,19 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // DefaultCacheSize bounds the decision cache unless WithCacheSize says otherwise.
 const DefaultCacheSize = 10000
 
-// Engine evaluates prepared policy queries. It is safe for concurrent use.
+// Engine evaluates planned policy documents. It is safe for concurrent use.
 type Engine struct {
 	queries  map[string]*bundleQueries // fixed after New
-	compiler *ast.Compiler
-	store    storage.Store
+	program  *planeval.Program
+	data     atomic.Pointer[ast.Term] // {"platform": ...}, replaced whole by PutData
+	dataMu   sync.Mutex               // serialises PutData
 	revision atomic.Pointer[revisionGen]
 	gens     atomic.Uint64
 	ttl      atomic.Int64 // data.platform.decision_ttl_seconds, as a time.Duration
 	cache    *cache
 	attester *Attester
 	now      func() time.Time
-	idPrefix string
-	idSeq    atomic.Uint64
+	ids      *idSource
 }
 
 // New compiles the bundles and prepares one query per bundle. A policy that
@@ -163,57 +161,57 @@ func New(opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// OPA's compiler first: its errors name file:line in the policies.
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	store := inmem.NewFromObjectWithOpts(map[string]any{DataRoot: data}, inmem.OptRoundTripOnWrite(false))
+	var entrypoints []string
+	for _, b := range policies.Bundles {
+		for _, doc := range bundleDocs {
+			ref := ast.MustParseRef("data.waooaw." + b + "." + doc)
+			if len(compiler.GetRules(ref)) == 0 {
+				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
+			}
+			entrypoints = append(entrypoints, entrypoint(b, doc))
+		}
+	}
+	plan, err := planeval.Plan(context.Background(), sources, entrypoints...)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	program, err := planeval.Compile(plan)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	dataValue, err := ast.InterfaceToValue(map[string]any{DataRoot: data})
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
 
 	e := &Engine{
-		compiler: compiler,
+		program:  program,
 		queries:  map[string]*bundleQueries{},
-		store:    store,
 		cache:    newCache(c.cacheMax),
 		attester: c.attester,
 		now:      c.now,
-		idPrefix: randomPrefix(),
+		ids:      newIDSource(randomPrefix()),
 	}
+	e.data.Store(ast.NewTerm(dataValue))
 	e.setTTL(data["decision_ttl_seconds"])
 	rev, err := revision(sources, data)
 	if err != nil {
 		return nil, err
 	}
 	e.setRevision(rev)
-	prepare := func(b string, docs ...string) (*docQuery, error) {
-		var body ast.Body
-		q := &docQuery{}
-		for _, doc := range docs {
-			ref := ast.MustParseRef("data.waooaw." + b + "." + doc)
-			if len(compiler.GetRules(ref)) == 0 {
-				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
-			}
-			body = append(body, ast.Equality.Expr(ast.VarTerm(doc), ast.NewTerm(ref)))
-			q.vars = append(q.vars, ast.Var(doc))
-		}
-		compiled, err := compiler.QueryCompiler().Compile(body)
-		if err != nil {
-			return nil, fmt.Errorf("policy: prepare bundle %s: %w", b, err)
-		}
-		q.body = compiled
-		return q, nil
-	}
 	for i, b := range policies.Bundles {
-		q := bundleQueries{index: uint64(i)}
-		if q.grants, err = prepare(b, "grants", "obligations"); err != nil {
-			return nil, err
+		e.queries[b] = &bundleQueries{
+			index:       uint64(i),
+			denials:     entrypoint(b, "denials"),
+			grants:      entrypoint(b, "grants"),
+			obligations: entrypoint(b, "obligations"),
+			fallback:    entrypoint(b, "fallback"),
 		}
-		if q.denials, err = prepare(b, "denials"); err != nil {
-			return nil, err
-		}
-		if q.fallback, err = prepare(b, "fallback"); err != nil {
-			return nil, err
-		}
-		e.queries[b] = &q
 	}
 	return e, nil
 }
@@ -336,10 +334,11 @@ func (e *Engine) PutData(ctx context.Context, key string, value any) error {
 	if err := json.Unmarshal(raw, &norm); err != nil {
 		return fmt.Errorf("policy: put data %s: %w", key, err)
 	}
-	path := storage.Path{DataRoot, key}
-	if err := storage.WriteOne(ctx, e.store, storage.AddOp, path, norm); err != nil {
+	v, err := ast.InterfaceToValue(norm)
+	if err != nil {
 		return fmt.Errorf("policy: put data %s: %w", key, err)
 	}
+	e.putData(key, ast.NewTerm(v))
 	if key == "decision_ttl_seconds" {
 		e.setTTL(norm)
 	}
@@ -355,13 +354,34 @@ func (e *Engine) PutData(ctx context.Context, key string, value any) error {
 // several bundles passes one *Input (NewInput) so the input is hashed and
 // converted once.
 func (e *Engine) Decide(ctx context.Context, bundle, rule string, input any, meta Meta) (Decision, error) {
-	return e.decide(ctx, bundle, rule, input, meta)
+	in, err := asInput(input)
+	if err != nil {
+		return Decision{}, err
+	}
+	return e.decide(ctx, bundle, rule, in, meta)
+}
+
+// DecideInput is Decide for an Input the caller holds; unlike an Input
+// passed to Decide, one on the caller's stack stays there.
+func (e *Engine) DecideInput(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
+	return e.decide(ctx, bundle, rule, in, meta)
+}
+
+func asInput(input any) (*Input, error) {
+	if in, ok := input.(*Input); ok {
+		return in, nil
+	}
+	return NewInput(input)
 }
 
 // Query is Decide returning the rule's raw result as well, for the
 // OPA-compatible data API.
 func (e *Engine) Query(ctx context.Context, bundle, rule string, input any, meta Meta) (Answer, error) {
-	d, err := e.decide(ctx, bundle, rule, input, meta)
+	in, err := asInput(input)
+	if err != nil {
+		return Answer{}, err
+	}
+	d, err := e.decide(ctx, bundle, rule, in, meta)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -374,20 +394,13 @@ func (e *Engine) Query(ctx context.Context, bundle, rule string, input any, meta
 	return a, nil
 }
 
-func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, meta Meta) (Decision, error) {
+func (e *Engine) decide(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
 	pq, ok := e.queries[bundle]
 	if !ok {
 		return Decision{}, fmt.Errorf("policy: %q: %w", bundle, ErrUnknownBundle)
 	}
 	if rule != RuleDecision && rule != RuleAllow {
 		return Decision{}, fmt.Errorf("policy: %s/%s: %w", bundle, rule, ErrUnknownRule)
-	}
-	in, ok := input.(*Input)
-	if !ok {
-		var err error
-		if in, err = NewInput(input); err != nil {
-			return Decision{}, err
-		}
 	}
 	sum := in.sum
 	rev := e.revision.Load()
@@ -410,7 +423,7 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 		}
 	}
 	d.Rule = rule
-	d.DecisionID = e.newID()
+	d.DecisionID = e.ids.id()
 	if e.attester != nil {
 		if err := e.attester.Submit(ctx, d.attestation(meta, now)); err != nil {
 			// An unattested decision is not handed out: every decision is recorded.
@@ -420,142 +433,110 @@ func (e *Engine) decide(ctx context.Context, bundle, rule string, input any, met
 	return d, nil
 }
 
-var noMetrics = metrics.NoOp()
-
-// Input is a decision input hashed once, and converted for OPA once (twice
-// only if two decisions miss the cache at the same moment), for the several
-// decisions of one request. It must not change after NewInput.
+// Input is a decision input hashed once, and converted for OPA once, for
+// the several decisions of one request. It must not change after Set, and
+// serves one goroutine at a time: the decisions of one request.
 type Input struct {
 	raw any
 	sum [32]byte
 	// The conversion lives apart, so that an Input served from the cache is
-	// one small allocation.
-	conv atomic.Pointer[inputValue]
+	// one small allocation, or none when the caller keeps it on its stack.
+	conv *inputValue
 }
 
 type inputValue struct {
-	value ast.Value
-	err   error
+	term *ast.Term
+	err  error
 }
 
 // NewInput hashes input (see InputSHA256); the OPA conversion waits for the
 // first cache miss.
 func NewInput(input any) (*Input, error) {
+	in := new(Input)
+	if err := in.Set(input); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// Set makes in the input given, as NewInput does. An Input the caller keeps
+// on its stack costs a decision served from the cache no allocation; Set it
+// again only once no decision is using it.
+func (in *Input) Set(input any) error {
 	sum, err := inputSum(input)
 	if err != nil {
-		return nil, fmt.Errorf("policy: hash input: %w: %w", ErrBadInput, err)
+		return fmt.Errorf("policy: hash input: %w: %w", ErrBadInput, err)
 	}
-	return &Input{raw: input, sum: sum}, nil
+	in.raw, in.sum, in.conv = input, sum, nil
+	return nil
 }
 
-// astValue converts the input on first use. Two decisions missing the cache
-// at once may both convert; the first result is kept.
-func (in *Input) astValue() (ast.Value, error) {
-	if c := in.conv.Load(); c != nil {
-		return c.value, c.err
+// astTerm converts the input on first use.
+func (in *Input) astTerm() (*ast.Term, error) {
+	if c := in.conv; c != nil {
+		return c.term, c.err
 	}
 	c := &inputValue{}
-	c.value, c.err = ast.InterfaceToValue(in.raw)
-	if c.err != nil {
-		c.err = fmt.Errorf("%w: %w", ErrBadInput, c.err)
+	v, err := ast.InterfaceToValue(in.raw)
+	if err != nil {
+		c.err = fmt.Errorf("%w: %w", ErrBadInput, err)
+	} else {
+		c.term = ast.NewTerm(v)
 	}
-	in.conv.CompareAndSwap(nil, c)
-	c = in.conv.Load()
-	return c.value, c.err
+	in.conv = c
+	return c.term, c.err
 }
 
-// bundleQueries are a bundle's prepared queries: its denials; its grants and
-// obligations, which matter only when nothing denied; its fallback reason,
-// which matters only when nothing granted either.
+// bundleDocs are the documents of a bundle the engine evaluates: its
+// denials; its grants and obligations, which matter only when nothing
+// denied; its fallback reason, which matters only when nothing granted
+// either.
+var bundleDocs = []string{"denials", "grants", "obligations", "fallback"}
+
+// bundleQueries name a bundle's planned documents.
 type bundleQueries struct {
-	denials, grants, fallback *docQuery
-	index                     uint64 // in policies.Bundles, for cache keys
+	denials, grants, obligations, fallback string
+	index                                  uint64 // in policies.Bundles, for cache keys
 }
 
-// docQuery binds some documents of a bundle to variables of the same names.
-// It runs on topdown directly: the rego package's per-call evaluation
-// context, metrics and conversion of results to Go values cost more than
-// evaluating these small documents.
-type docQuery struct {
-	body ast.Body
-	vars []ast.Var
-}
+// entrypoint names a document as OPA's planner does: its path under data.
+func entrypoint(bundle, doc string) string { return "waooaw/" + bundle + "/" + doc }
 
 func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input, now time.Time) (Decision, error) {
-	v, err := in.astValue()
+	input, err := in.astTerm()
 	if err != nil {
 		return Decision{}, err
 	}
-	// Denials first: a refusal is decided by them alone (see fold).
-	input := ast.NewTerm(v)
+	env := planeval.Env{Input: input, Data: e.data.Load(), Time: now}
 	ttl := time.Duration(e.ttl.Load())
-	var out [2]ast.Value
-	if err := e.run(ctx, q.denials, input, now, out[:1]); err != nil {
+	// Denials first: a refusal is decided by them alone (see fold).
+	v, err := e.program.Eval(ctx, q.denials, env)
+	if err != nil {
 		return Decision{}, err
 	}
-	if denials := stringSet(out[0]); len(denials) > 0 {
+	if denials := stringSet(v); len(denials) > 0 {
 		return fold(nil, denials, nil, "", ttl), nil
 	}
-	if err := e.run(ctx, q.grants, input, now, out[:2]); err != nil {
+	if v, err = e.program.Eval(ctx, q.grants, env); err != nil {
 		return Decision{}, err
 	}
-	grants, obligations := stringSet(out[0]), stringSet(out[1])
+	grants := stringSet(v)
+	if v, err = e.program.Eval(ctx, q.obligations, env); err != nil {
+		return Decision{}, err
+	}
+	obligations := stringSet(v)
 	var fallback string
 	if len(grants) == 0 {
-		if err := e.run(ctx, q.fallback, input, now, out[:1]); err != nil {
+		if v, err = e.program.Eval(ctx, q.fallback, env); err != nil {
 			return Decision{}, err
 		}
-		if s, ok := out[0].(ast.String); ok {
-			fallback = string(s)
+		if v != nil {
+			if s, ok := v.Value.(ast.String); ok {
+				fallback = string(s)
+			}
 		}
 	}
 	return fold(grants, nil, obligations, fallback, ttl), nil
-}
-
-// run evaluates q once and stores the value of each of its variables in out.
-func (e *Engine) run(ctx context.Context, q *docQuery, input *ast.Term, now time.Time, out []ast.Value) error {
-	clear(out)
-	txn, err := e.store.NewTransaction(ctx)
-	if err != nil {
-		return err
-	}
-	defer e.store.Abort(ctx, txn)
-	caches := getCaches()
-	defer putCaches(caches)
-	tq := topdown.NewQuery(q.body).
-		WithBaseCache(&caches.base).
-		WithVirtualCache(&caches.virtual).
-		WithCompiler(e.compiler).
-		WithStore(e.store).
-		WithTransaction(txn).
-		WithInput(input).
-		WithTime(now).
-		WithMetrics(noMetrics)
-	if done := ctx.Done(); done != nil {
-		// A callback on ctx stops the evaluation without the goroutine OPA
-		// would start to watch it.
-		cancel := topdown.NewCancel()
-		stop := context.AfterFunc(ctx, cancel.Cancel)
-		defer stop()
-		tq = tq.WithCancel(cancel)
-	}
-	n := 0
-	err = tq.Iter(ctx, func(qr topdown.QueryResult) error {
-		n++
-		for i, name := range q.vars {
-			if t := qr[name]; t != nil {
-				out[i] = t.Value
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return fmt.Errorf("want one result, got %d", n)
-	}
-	return nil
 }
 
 // fold is lib.decide (policies/lib.rego) in Go: allow only when something
@@ -604,8 +585,11 @@ func anyList(s []string) []any {
 
 // stringSet lists the strings of a set document (other members cannot be
 // reasons or obligations).
-func stringSet(v ast.Value) []string {
-	set, ok := v.(ast.Set)
+func stringSet(t *ast.Term) []string {
+	if t == nil {
+		return []string{}
+	}
+	set, ok := t.Value.(ast.Set)
 	if !ok || set.Len() == 0 {
 		return []string{}
 	}
@@ -616,14 +600,6 @@ func stringSet(v ast.Value) []string {
 		}
 	})
 	return out
-}
-
-func (e *Engine) newID() string {
-	var b [40]byte
-	id := append(b[:0], e.idPrefix...)
-	id = append(id, '-')
-	id = strconv.AppendUint(id, e.idSeq.Add(1), 36)
-	return string(id)
 }
 
 // unspecified names the enforcement point of a caller that gave none; the
@@ -647,4 +623,19 @@ func (a *Decision) attestation(meta Meta, now time.Time) Attestation {
 		Cached:           a.Cached,
 		Time:             now.UTC(),
 	}
+}
+
+// putData swaps in a data document with data.platform[key] = value. The
+// documents are never modified in place: evaluations under way keep the one
+// they started with.
+func (e *Engine) putData(key string, value *ast.Term) {
+	e.dataMu.Lock()
+	defer e.dataMu.Unlock()
+	root := e.data.Load()
+	platform := ast.NewObject()
+	if cur, ok := root.Value.(ast.Object).Get(ast.StringTerm(DataRoot)).Value.(ast.Object); ok {
+		cur.Foreach(func(k, v *ast.Term) { platform.Insert(k, v) })
+	}
+	platform.Insert(ast.StringTerm(key), value)
+	e.data.Store(ast.ObjectTerm(ast.Item(ast.StringTerm(DataRoot), ast.NewTerm(platform))))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -234,7 +235,7 @@ func TestCompileErrorNamesFileAndLine(t *testing.T) {
 	}{
 		{"syntax", "package waooaw.rbac\n\ndecision := {\n", "rbac.rego:4: rego_parse_error"},
 		{"undefined function", "package waooaw.rbac\n\nimport rego.v1\n\ndecision := nope(input)\nallow := true\n", "rbac.rego:5: rego_type_error: undefined function nope"},
-		{"missing rule", "package waooaw.rbac\n\ndecision := {}\n", "bundle rbac has no rule grants"},
+		{"missing rule", "package waooaw.rbac\n\ndecision := {}\n", "bundle rbac has no rule denials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := policy.New(policy.WithPolicies(fstest.MapFS{"rbac.rego": {Data: []byte(tc.src)}, "data/platform.json": data}))
@@ -343,5 +344,40 @@ func TestPreparedInputServesSeveralBundles(t *testing.T) {
 	}
 	if _, err := policy.NewInput(map[string]any{"x": math.Inf(1)}); !errors.Is(err, policy.ErrBadInput) {
 		t.Fatalf("NewInput(Inf) err = %v", err)
+	}
+}
+
+// Decisions under way keep the data document they started with while
+// PutData swaps in new ones; after the last PutData every decision sees it.
+func TestPutDataWhileDeciding(t *testing.T) {
+	e := newEngine(t, policy.WithCacheSize(0))
+	in := map[string]any{"subject": subject("gov-1", "governor"), "action": "veto", "resource": map[string]any{"engagement_id": "eng-1"}}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				if _, err := e.Decide(ctx, "governor", "decision", in, gw); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 50 {
+		gov := fmt.Sprintf("gov-%d", i%2)
+		if err := e.PutData(ctx, "engagements", map[string]any{"eng-1": map[string]any{"governor": gov}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	// The last PutData named gov-1.
+	d, err := e.Decide(ctx, "governor", "decision", in, gw)
+	if err != nil || !d.Allow {
+		t.Fatalf("after the last PutData: allow=%v err=%v (%v)", d.Allow, err, d.Reasons)
+	}
+	// Other keys of data.platform survive a PutData.
+	r, err := e.Decide(ctx, "rbac", "decision", map[string]any{"subject": subject("u1", "viewer"), "action": "read"}, gw)
+	if err != nil || !r.Allow {
+		t.Fatalf("rbac after PutData: allow=%v err=%v (%v)", r.Allow, err, r.Reasons)
 	}
 }

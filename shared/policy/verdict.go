@@ -23,10 +23,11 @@ type Verdict struct {
 func (e *Engine) DecideAll(ctx context.Context, bundles []string, input any, meta Meta) (Verdict, error) {
 	in, ok := input.(*Input)
 	if !ok {
-		var err error
-		if in, err = NewInput(input); err != nil {
+		var local Input
+		if err := local.Set(input); err != nil {
 			return Verdict{}, err
 		}
+		in = &local
 	}
 	if len(bundles) == 0 {
 		return Verdict{Reasons: []string{"no policy bundle was asked: default deny"}}, nil
@@ -34,7 +35,7 @@ func (e *Engine) DecideAll(ctx context.Context, bundles []string, input any, met
 	v := Verdict{Allow: true}
 	obligations := map[string]bool{}
 	for _, b := range bundles {
-		d, err := e.Decide(ctx, b, RuleDecision, in, meta)
+		d, err := e.DecideInput(ctx, b, RuleDecision, in, meta)
 		if err != nil {
 			return Verdict{}, err
 		}
