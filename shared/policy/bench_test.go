@@ -157,3 +157,15 @@ func BenchmarkOPAPreparedQuery(b *testing.B) {
 	}
 	done(i)
 }
+
+// BenchmarkNew is the engine's start: parse, compile and plan the bundles,
+// load the rules tables and data. A function instance pays it once, on its
+// cold start.
+func BenchmarkNew(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.New(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

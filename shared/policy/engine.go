@@ -126,9 +126,8 @@ const DefaultCacheSize = 10000
 // Engine evaluates planned policy documents. It is safe for concurrent use.
 type Engine struct {
 	queries  map[string]*bundleQueries // fixed after New
-	program  *planeval.Program
-	data     atomic.Pointer[ast.Term] // {"platform": ...}, replaced whole by PutData
-	dataMu   sync.Mutex               // serialises PutData
+	data     atomic.Pointer[ast.Term]  // {"platform": ...}, replaced whole by PutData
+	dataMu   sync.Mutex                // serialises PutData
 	revision atomic.Pointer[revisionGen]
 	gens     atomic.Uint64
 	ttl      atomic.Int64 // data.platform.decision_ttl_seconds, as a time.Duration
@@ -166,23 +165,26 @@ func New(opts ...Option) (*Engine, error) {
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	var entrypoints []string
-	for _, b := range policies.Bundles {
-		for _, doc := range bundleDocs {
-			ref := ast.MustParseRef("data.waooaw." + b + "." + doc)
+	queries := map[string]*bundleQueries{}
+	for i, b := range policies.Bundles {
+		q := &bundleQueries{index: uint64(i)}
+		for _, doc := range []struct {
+			name string
+			prog **planeval.Program
+		}{{"denials", &q.denials}, {"grants", &q.grants}, {"obligations", &q.obligations}, {"fallback", &q.fallback}} {
+			ref := ast.MustParseRef("data.waooaw." + b + "." + doc.name)
 			if len(compiler.GetRules(ref)) == 0 {
-				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
+				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc.name, ErrUnknownRule)
 			}
-			entrypoints = append(entrypoints, entrypoint(b, doc))
+			plan, err := planeval.PlanQuery(context.Background(), compiler, planName, ast.NewBody(ast.Equality.Expr(resultVar, ast.NewTerm(ref))))
+			if err != nil {
+				return nil, fmt.Errorf("policy: %w", err)
+			}
+			if *doc.prog, err = planeval.Compile(plan); err != nil {
+				return nil, fmt.Errorf("policy: %s/%s: %w", b, doc.name, err)
+			}
 		}
-	}
-	plan, err := planeval.Plan(context.Background(), sources, entrypoints...)
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	program, err := planeval.Compile(plan)
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		queries[b] = q
 	}
 	dataValue, err := ast.InterfaceToValue(map[string]any{DataRoot: data})
 	if err != nil {
@@ -190,8 +192,7 @@ func New(opts ...Option) (*Engine, error) {
 	}
 
 	e := &Engine{
-		program:  program,
-		queries:  map[string]*bundleQueries{},
+		queries:  queries,
 		cache:    newCache(c.cacheMax),
 		attester: c.attester,
 		now:      c.now,
@@ -204,15 +205,6 @@ func New(opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 	e.setRevision(rev)
-	for i, b := range policies.Bundles {
-		e.queries[b] = &bundleQueries{
-			index:       uint64(i),
-			denials:     entrypoint(b, "denials"),
-			grants:      entrypoint(b, "grants"),
-			obligations: entrypoint(b, "obligations"),
-			fallback:    entrypoint(b, "fallback"),
-		}
-	}
 	return e, nil
 }
 
@@ -487,20 +479,19 @@ func (in *Input) astTerm() (*ast.Term, error) {
 	return c.term, c.err
 }
 
-// bundleDocs are the documents of a bundle the engine evaluates: its
+// bundleQueries are a bundle's documents, each planned on its own: its
 // denials; its grants and obligations, which matter only when nothing
 // denied; its fallback reason, which matters only when nothing granted
 // either.
-var bundleDocs = []string{"denials", "grants", "obligations", "fallback"}
-
-// bundleQueries name a bundle's planned documents.
 type bundleQueries struct {
-	denials, grants, obligations, fallback string
+	denials, grants, obligations, fallback *planeval.Program
 	index                                  uint64 // in policies.Bundles, for cache keys
 }
 
-// entrypoint names a document as OPA's planner does: its path under data.
-func entrypoint(bundle, doc string) string { return "waooaw/" + bundle + "/" + doc }
+// planName names each document's plan; resultVar binds its value.
+const planName = "document"
+
+var resultVar = ast.VarTerm("result")
 
 func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input, now time.Time) (Decision, error) {
 	input, err := in.astTerm()
@@ -510,24 +501,24 @@ func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input, now time
 	env := planeval.Env{Input: input, Data: e.data.Load(), Time: now}
 	ttl := time.Duration(e.ttl.Load())
 	// Denials first: a refusal is decided by them alone (see fold).
-	v, err := e.program.Eval(ctx, q.denials, env)
+	v, err := q.denials.Eval(ctx, planName, env)
 	if err != nil {
 		return Decision{}, err
 	}
 	if denials := stringSet(v); len(denials) > 0 {
 		return fold(nil, denials, nil, "", ttl), nil
 	}
-	if v, err = e.program.Eval(ctx, q.grants, env); err != nil {
+	if v, err = q.grants.Eval(ctx, planName, env); err != nil {
 		return Decision{}, err
 	}
 	grants := stringSet(v)
-	if v, err = e.program.Eval(ctx, q.obligations, env); err != nil {
+	if v, err = q.obligations.Eval(ctx, planName, env); err != nil {
 		return Decision{}, err
 	}
 	obligations := stringSet(v)
 	var fallback string
 	if len(grants) == 0 {
-		if v, err = e.program.Eval(ctx, q.fallback, env); err != nil {
+		if v, err = q.fallback.Eval(ctx, planName, env); err != nil {
 			return Decision{}, err
 		}
 		if v != nil {

@@ -157,6 +157,40 @@ func compileProgram(t testing.TB, modules map[string]string, entrypoints ...stri
 	return prog
 }
 
+// compileModules compiles Rego v1 modules as the engine does before
+// PlanQuery.
+func compileModules(t testing.TB, modules map[string]string) *ast.Compiler {
+	t.Helper()
+	parsed := map[string]*ast.Module{}
+	for name, src := range modules {
+		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		parsed[name] = m
+	}
+	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if c.Compile(parsed); c.Failed() {
+		t.Fatalf("compile: %v", c.Errors)
+	}
+	return c
+}
+
+// planQuery plans `result = data.<entrypoint>` as a plan named "q".
+func planQuery(t testing.TB, c *ast.Compiler, entrypoint string) *planeval.Program {
+	t.Helper()
+	body := ast.MustParseBody("result = " + query(entrypoint))
+	plan, err := planeval.PlanQuery(context.Background(), c, "q", body)
+	if err != nil {
+		t.Fatalf("PlanQuery %s: %v", entrypoint, err)
+	}
+	prog, err := planeval.Compile(plan)
+	if err != nil {
+		t.Fatalf("Compile %s: %v", entrypoint, err)
+	}
+	return prog
+}
+
 func toTerm(t testing.TB, v any) *ast.Term {
 	t.Helper()
 	val, err := ast.InterfaceToValue(v)
@@ -1082,8 +1116,12 @@ func TestMatchesOPA(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
 			}
+			compiler := compileModules(t, tc.modules)
 			for _, ep := range tc.entrypoints {
 				pq := opaPrepare(t, tc.modules, data, ep)
+				// The same document planned in memory from compiled modules,
+				// the engine's route (PlanQuery).
+				single := planQuery(t, compiler, ep)
 				for i, raw := range tc.inputs {
 					input := raw
 					if raw != noInput {
@@ -1094,6 +1132,7 @@ func TestMatchesOPA(t *testing.T) {
 					got := planevalEval(t, prog, ep, e)
 					label := fmt.Sprintf("%s input#%d %s", ep, i, describe(raw))
 					compare(t, label, want, got)
+					compare(t, label+" (PlanQuery)", want, planevalEval(t, single, "q", e))
 					// Evaluation must not modify its documents: a second run on
 					// the same Env gives the same answer, and Env is unchanged.
 					compare(t, label+" (again)", want, planevalEval(t, prog, ep, e))
