@@ -167,24 +167,12 @@ func New(opts ...Option) (*Engine, error) {
 	}
 	queries := map[string]*bundleQueries{}
 	for i, b := range policies.Bundles {
-		q := &bundleQueries{index: uint64(i)}
-		for _, doc := range []struct {
-			name string
-			prog **planeval.Program
-		}{{"denials", &q.denials}, {"grants", &q.grants}, {"obligations", &q.obligations}, {"fallback", &q.fallback}} {
-			ref := ast.MustParseRef("data.waooaw." + b + "." + doc.name)
-			if len(compiler.GetRules(ref)) == 0 {
-				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc.name, ErrUnknownRule)
-			}
-			plan, err := planeval.PlanQuery(context.Background(), compiler, planName, ast.NewBody(ast.Equality.Expr(resultVar, ast.NewTerm(ref))))
-			if err != nil {
-				return nil, fmt.Errorf("policy: %w", err)
-			}
-			if *doc.prog, err = planeval.Compile(plan); err != nil {
-				return nil, fmt.Errorf("policy: %s/%s: %w", b, doc.name, err)
+		for _, doc := range bundleDocs {
+			if len(compiler.GetRules(docRef(b, doc))) == 0 {
+				return nil, fmt.Errorf("policy: bundle %s has no rule %s: %w", b, doc, ErrUnknownRule)
 			}
 		}
-		queries[b] = q
+		queries[b] = &bundleQueries{name: b, index: uint64(i), compiler: compiler}
 	}
 	dataValue, err := ast.InterfaceToValue(map[string]any{DataRoot: data})
 	if err != nil {
@@ -479,13 +467,44 @@ func (in *Input) astTerm() (*ast.Term, error) {
 	return c.term, c.err
 }
 
-// bundleQueries are a bundle's documents, each planned on its own: its
+// bundleDocs are the documents of a bundle the engine evaluates: its
 // denials; its grants and obligations, which matter only when nothing
 // denied; its fallback reason, which matters only when nothing granted
 // either.
+var bundleDocs = []string{"denials", "grants", "obligations", "fallback"}
+
+func docRef(bundle, doc string) ast.Ref { return ast.MustParseRef("data.waooaw." + bundle + "." + doc) }
+
+// bundleQueries are a bundle's documents, each planned on its own, on the
+// bundle's first decision: a function that asks two bundles of seven does
+// not plan the other five during its cold start.
 type bundleQueries struct {
+	name     string
+	index    uint64 // in policies.Bundles, for cache keys
+	compiler *ast.Compiler
+
+	once                                   sync.Once
+	err                                    error
 	denials, grants, obligations, fallback *planeval.Program
-	index                                  uint64 // in policies.Bundles, for cache keys
+}
+
+// planned plans the bundle's documents once.
+func (q *bundleQueries) planned() error {
+	q.once.Do(func() {
+		progs := []**planeval.Program{&q.denials, &q.grants, &q.obligations, &q.fallback}
+		for i, doc := range bundleDocs {
+			body := ast.NewBody(ast.Equality.Expr(resultVar, ast.NewTerm(docRef(q.name, doc))))
+			plan, err := planeval.PlanQuery(context.Background(), q.compiler, planName, body)
+			if err == nil {
+				*progs[i], err = planeval.Compile(plan)
+			}
+			if err != nil {
+				q.err = fmt.Errorf("plan %s/%s: %w", q.name, doc, err)
+				return
+			}
+		}
+	})
+	return q.err
 }
 
 // planName names each document's plan; resultVar binds its value.
@@ -494,6 +513,9 @@ const planName = "document"
 var resultVar = ast.VarTerm("result")
 
 func (e *Engine) eval(ctx context.Context, q *bundleQueries, in *Input, now time.Time) (Decision, error) {
+	if err := q.planned(); err != nil {
+		return Decision{}, err
+	}
 	input, err := in.astTerm()
 	if err != nil {
 		return Decision{}, err
