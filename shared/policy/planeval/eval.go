@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -93,19 +92,11 @@ type evaluator struct {
 	data    *ast.Term
 	bctx    topdown.BuiltinContext
 	iter    func(*ast.Term) error // ev.capture, bound once
-	pool    *sync.Pool
-	steps   int // scan iterations, across nested scans, for cancellation
+	steps   int                   // scan iterations, across nested scans, for cancellation
 }
 
-var pools sync.Map // *Program -> *sync.Pool
-
 func (p *Program) evaluator() *evaluator {
-	pv, ok := pools.Load(p)
-	if !ok {
-		pv, _ = pools.LoadOrStore(p, &sync.Pool{})
-	}
-	pool := pv.(*sync.Pool)
-	if ev, ok := pool.Get().(*evaluator); ok {
+	if ev, ok := p.pool.Get().(*evaluator); ok {
 		return ev
 	}
 	ev := &evaluator{
@@ -113,7 +104,6 @@ func (p *Program) evaluator() *evaluator {
 		stack:   make([]*ast.Term, 0, p.maxStack),
 		memo:    make([]*ast.Term, len(p.funcs)),
 		memoSet: make([]bool, len(p.funcs)),
-		pool:    pool,
 		bctx:    topdown.BuiltinContext{Seed: rand.Reader, Cache: builtins.Cache{}},
 	}
 	ev.iter = ev.capture
@@ -132,7 +122,7 @@ func (ev *evaluator) release() {
 	ev.steps = 0
 	ev.bctx.Context, ev.bctx.Time = nil, nil
 	clear(ev.bctx.Cache)
-	ev.pool.Put(ev)
+	ev.prog.pool.Put(ev)
 }
 
 func (ev *evaluator) capture(t *ast.Term) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -18,6 +19,7 @@ type Program struct {
 	funcs    []*function
 	dynamic  map[string]*function // by path, for CallDynamicStmt
 	maxStack int                  // locals of the deepest possible call chain
+	pool     sync.Pool            // *evaluator: an evaluation's stack, memo and buffers
 }
 
 type function struct {
