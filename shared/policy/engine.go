@@ -137,8 +137,8 @@ type Engine struct {
 	ids      *idSource
 }
 
-// New compiles the bundles and prepares one query per bundle. A policy that
-// does not compile fails here with file:line.
+// New compiles the bundles; each bundle's documents are planned on its first
+// decision. A policy that does not compile fails here with file:line.
 func New(opts ...Option) (*Engine, error) {
 	c := &config{policyFS: policies.FS, data: map[string]any{}, cacheMax: DefaultCacheSize, now: time.Now}
 	for _, o := range opts {

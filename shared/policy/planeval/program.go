@@ -164,15 +164,6 @@ func Compile(p *ir.Policy) (*Program, error) {
 	return prog, nil
 }
 
-// Entrypoints lists the plans by name.
-func (p *Program) Entrypoints() []string {
-	out := make([]string, 0, len(p.plans))
-	for name := range p.plans {
-		out = append(out, name)
-	}
-	return out
-}
-
 type compiler struct {
 	policy   *ir.Policy
 	byName   map[string]*function
