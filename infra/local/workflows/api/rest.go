@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,16 +12,28 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	workflowspb "cloud.google.com/go/workflows/apiv1/workflowspb"
+	executionspb "cloud.google.com/go/workflows/executions/apiv1/executionspb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
 	"waooaw.dev/governance/infra/local/workflows/service"
 )
 
 // Handler serves the REST API for svc.
 type Handler struct {
-	svc *service.Service
+	svc        *service.Service
+	workflows  *wfServer
+	executions *execServer
+	ops        *opServer
 }
 
 // NewHandler returns the REST handler.
-func NewHandler(svc *service.Service) *Handler { return &Handler{svc: svc} }
+func NewHandler(svc *service.Service) *Handler {
+	return &Handler{svc: svc, workflows: &wfServer{svc: svc}, executions: &execServer{svc: svc}, ops: &opServer{svc: svc}}
+}
 
 // WriteError writes Google's error shape.
 func WriteError(w http.ResponseWriter, err error) {
@@ -47,127 +60,63 @@ func ts(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func dur(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
-}
+// jsonOut renders Google's resources as their REST API does: protojson's
+// lowerCamelCase names, enum names, RFC 3339 times, "1.5s" durations and
+// 64-bit integers as strings.
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}
 
-// WorkflowJSON renders a workflow as the v1 API does.
-func WorkflowJSON(w *service.Workflow) map[string]any {
-	m := map[string]any{
-		"name": w.Name, "state": w.State, "revisionId": w.RevisionID,
-		"createTime": ts(w.CreateTime), "updateTime": ts(w.UpdateTime),
-		"revisionCreateTime": ts(w.RevisionCreateTime), "sourceContents": w.SourceContents,
-	}
-	if w.Description != "" {
-		m["description"] = w.Description
-	}
-	if len(w.Labels) > 0 {
-		m["labels"] = w.Labels
-	}
-	if w.CallLogLevel != "" {
-		m["callLogLevel"] = w.CallLogLevel
-	}
-	if w.ServiceAccount != "" {
-		m["serviceAccount"] = w.ServiceAccount
-	}
-	if len(w.UserEnvVars) > 0 {
-		m["userEnvVars"] = w.UserEnvVars
-	}
-	return m
-}
+// jsonIn accepts a resource body, ignoring fields the emulator has no use for.
+var jsonIn = protojson.UnmarshalOptions{DiscardUnknown: true}
 
-// OperationJSON renders a finished operation.
-func OperationJSON(op *service.Operation) map[string]any {
-	m := map[string]any{
-		"name": op.Name,
-		"metadata": map[string]any{
-			"@type":      "type.googleapis.com/google.cloud.workflows.v1.OperationMetadata",
-			"createTime": ts(op.Created), "endTime": ts(op.Created),
-			"target": op.Workflow.Name, "verb": op.Verb, "apiVersion": "v1",
-		},
-		"done": true,
+func writeProto(w http.ResponseWriter, m proto.Message) error {
+	b, err := jsonOut.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("render %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-	if op.Err != nil {
-		m["error"] = map[string]any{"code": grpcCode(op.Err.Status), "message": op.Err.Message}
-		return m
-	}
-	if op.Verb == "delete" {
-		m["response"] = map[string]any{"@type": "type.googleapis.com/google.protobuf.Empty"}
-		return m
-	}
-	resp := WorkflowJSON(op.Workflow)
-	resp["@type"] = "type.googleapis.com/google.cloud.workflows.v1.Workflow"
-	m["response"] = resp
-	return m
-}
-
-func grpcCode(status string) int {
-	switch status {
-	case "INVALID_ARGUMENT":
-		return 3
-	case "NOT_FOUND":
-		return 5
-	case "ALREADY_EXISTS":
-		return 6
-	case "FAILED_PRECONDITION":
-		return 9
-	}
-	return 13
-}
-
-// ExecutionJSON renders an execution as the v1 Executions API does.
-func ExecutionJSON(v service.View) map[string]any {
-	m := map[string]any{
-		"name": v.Name, "state": v.State, "startTime": ts(v.StartTime),
-		"argument": v.Argument, "workflowRevisionId": v.Revision,
-		"callLogLevel": v.CallLogLevel, "duration": dur(v.Duration),
-	}
-	if v.Argument == "" {
-		m["argument"] = "null"
-	}
-	if !v.EndTime.IsZero() {
-		m["endTime"] = ts(v.EndTime)
-	}
-	if v.State == service.StateSucceeded {
-		m["result"] = v.Result
-	}
-	if v.Error != nil {
-		elems := make([]any, 0, len(v.Error.StackTrace))
-		for _, e := range v.Error.StackTrace {
-			elems = append(elems, map[string]any{"step": e.Step, "routine": e.Routine,
-				"position": map[string]any{"line": strconv.Itoa(e.Line), "column": "1", "length": strconv.Itoa(len(e.Step))}})
-		}
-		m["error"] = map[string]any{"payload": v.Error.Payload, "context": v.Error.Context,
-			"stackTrace": map[string]any{"elements": elems}}
-	}
-	if len(v.Labels) > 0 {
-		m["labels"] = v.Labels
-	}
-	steps := make([]any, 0, len(v.Current))
-	for _, c := range v.Current {
-		steps = append(steps, map[string]any{"routine": c.Routine, "step": c.Step})
-	}
-	if len(steps) > 0 {
-		m["status"] = map[string]any{"currentSteps": steps}
-	}
-	return m
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := h.route(w, r); err != nil {
+	m, err := h.route(w, r)
+	if err == nil && m != nil {
+		err = writeProto(w, m)
+	}
+	if err != nil {
 		WriteError(w, err)
 	}
 }
 
-func readBody(r *http.Request, v any) error {
+// readAll reads a request body of at most 4 MiB.
+func readAll(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 	if err != nil {
-		return badRequest("read body: %v", err)
+		return nil, badRequest("read body: %v", err)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil
+	return b, nil
+}
+
+// readBody decodes a JSON body into v; an empty body leaves v as it is.
+func readBody(r *http.Request, v any) error {
+	b, err := readAll(r)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// readProto decodes a resource body; an empty body is an empty resource.
+func readProto(r *http.Request, m proto.Message) error {
+	b, err := readAll(r)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
+	}
+	if err := jsonIn.Unmarshal(b, m); err != nil {
 		return badRequest("invalid JSON body: %v", err)
 	}
 	return nil
@@ -180,11 +129,12 @@ func atoi(s string) int {
 
 // route dispatches on Google's resource paths:
 // /v1/projects/P/locations/L/workflows[/W[/executions[/E[:cancel|/callbacks[/ID]|/stepEntries]]]]
-// and /v1/projects/P/locations/L/operations/O.
-func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
+// and /v1/projects/P/locations/L/operations/O. Resource calls become the
+// gRPC requests they transcode to and go to the gRPC servers' methods.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) (proto.Message, error) {
 	path := strings.TrimPrefix(r.URL.Path, "/v1/")
 	if path == r.URL.Path {
-		return &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path}
+		return nil, &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path}
 	}
 	verb := ""
 	if i := strings.LastIndexByte(path, ':'); i > strings.LastIndexByte(path, '/') {
@@ -192,153 +142,75 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 	}
 	seg := strings.Split(path, "/")
 	if len(seg) < 5 || seg[0] != "projects" || seg[2] != "locations" {
-		return &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path}
+		return nil, &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path}
 	}
-	parent := strings.Join(seg[:4], "/")
+	parent := strings.Join(seg[:min(len(seg), 6)], "/") // the location, or the workflow of executions
+	if seg[4] == "workflows" && len(seg) == 5 {
+		parent = strings.Join(seg[:4], "/")
+	}
+	ctx := r.Context()
 	q := r.URL.Query()
+	pageSize := int32(atoi(q.Get("pageSize")))
 	switch {
 	case len(seg) == 6 && seg[4] == "operations" && r.Method == http.MethodGet:
-		op, err := h.svc.GetOperation(path)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, 200, OperationJSON(op))
-		return nil
+		return h.ops.GetOperation(ctx, &longrunningpb.GetOperationRequest{Name: path})
 	case len(seg) == 5 && seg[4] == "workflows":
 		switch r.Method {
 		case http.MethodPost:
-			var in struct {
-				SourceContents string            `json:"sourceContents"`
-				Description    string            `json:"description"`
-				Labels         map[string]string `json:"labels"`
-				CallLogLevel   string            `json:"callLogLevel"`
-				ServiceAccount string            `json:"serviceAccount"`
-				UserEnvVars    map[string]string `json:"userEnvVars"`
+			wf := &workflowspb.Workflow{}
+			if err := readProto(r, wf); err != nil {
+				return nil, err
 			}
-			if err := readBody(r, &in); err != nil {
-				return err
-			}
-			op, err := h.svc.CreateWorkflow(parent, q.Get("workflowId"), service.WorkflowInput{
-				SourceContents: in.SourceContents, Description: in.Description, Labels: in.Labels,
-				CallLogLevel: in.CallLogLevel, ServiceAccount: in.ServiceAccount, UserEnvVars: in.UserEnvVars})
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, OperationJSON(op))
-			return nil
+			return h.workflows.CreateWorkflow(ctx, &workflowspb.CreateWorkflowRequest{
+				Parent: parent, WorkflowId: q.Get("workflowId"), Workflow: wf})
 		case http.MethodGet:
-			list, next, err := h.svc.ListWorkflows(parent, atoi(q.Get("pageSize")), q.Get("pageToken"))
-			if err != nil {
-				return err
-			}
-			writeWorkflowList(w, list, next)
-			return nil
+			return h.workflows.ListWorkflows(ctx, &workflowspb.ListWorkflowsRequest{
+				Parent: parent, PageSize: pageSize, PageToken: q.Get("pageToken")})
 		}
 	case len(seg) == 6 && seg[4] == "workflows" && verb == "listRevisions" && r.Method == http.MethodGet:
-		list, next, err := h.svc.ListRevisions(path, atoi(q.Get("pageSize")), q.Get("pageToken"))
-		if err != nil {
-			return err
-		}
-		writeWorkflowList(w, list, next)
-		return nil
+		return h.workflows.ListWorkflowRevisions(ctx, &workflowspb.ListWorkflowRevisionsRequest{
+			Name: path, PageSize: pageSize, PageToken: q.Get("pageToken")})
 	case len(seg) == 6 && seg[4] == "workflows" && verb == "":
 		switch r.Method {
 		case http.MethodGet:
-			wf, err := h.svc.GetWorkflow(path)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, WorkflowJSON(wf))
-			return nil
+			return h.workflows.GetWorkflow(ctx, &workflowspb.GetWorkflowRequest{Name: path})
 		case http.MethodPatch:
-			var in struct {
-				SourceContents string            `json:"sourceContents"`
-				Description    string            `json:"description"`
-				Labels         map[string]string `json:"labels"`
-				CallLogLevel   string            `json:"callLogLevel"`
-				UserEnvVars    map[string]string `json:"userEnvVars"`
+			wf := &workflowspb.Workflow{}
+			if err := readProto(r, wf); err != nil {
+				return nil, err
 			}
-			if err := readBody(r, &in); err != nil {
-				return err
-			}
-			var mask []string
+			wf.Name = path
+			var mask *fieldmaskpb.FieldMask
 			if m := q.Get("updateMask"); m != "" {
-				mask = strings.Split(m, ",")
+				mask = &fieldmaskpb.FieldMask{Paths: strings.Split(m, ",")}
 			}
-			op, err := h.svc.UpdateWorkflow(path, service.WorkflowInput{SourceContents: in.SourceContents,
-				Description: in.Description, Labels: in.Labels, CallLogLevel: in.CallLogLevel, UserEnvVars: in.UserEnvVars}, mask)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, OperationJSON(op))
-			return nil
+			return h.workflows.UpdateWorkflow(ctx, &workflowspb.UpdateWorkflowRequest{Workflow: wf, UpdateMask: mask})
 		case http.MethodDelete:
-			op, err := h.svc.DeleteWorkflow(path)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, OperationJSON(op))
-			return nil
+			return h.workflows.DeleteWorkflow(ctx, &workflowspb.DeleteWorkflowRequest{Name: path})
 		}
 	case len(seg) == 7 && seg[6] == "executions":
-		wfName := strings.Join(seg[:6], "/")
 		switch r.Method {
 		case http.MethodPost:
-			var in struct {
-				Argument     string            `json:"argument"`
-				CallLogLevel string            `json:"callLogLevel"`
-				Labels       map[string]string `json:"labels"`
+			ex := &executionspb.Execution{}
+			if err := readProto(r, ex); err != nil {
+				return nil, err
 			}
-			if err := readBody(r, &in); err != nil {
-				return err
-			}
-			v, err := h.svc.CreateExecution(wfName, service.ExecutionInput{Argument: in.Argument, CallLogLevel: in.CallLogLevel, Labels: in.Labels})
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, ExecutionJSON(v))
-			return nil
+			return h.executions.CreateExecution(ctx, &executionspb.CreateExecutionRequest{Parent: parent, Execution: ex})
 		case http.MethodGet:
-			state, err := stateFilter(q.Get("filter"))
-			if err != nil {
-				return err
-			}
-			list, next, err := h.svc.ListExecutions(wfName, atoi(q.Get("pageSize")), q.Get("pageToken"), state)
-			if err != nil {
-				return err
-			}
-			out := make([]any, len(list))
-			for i, v := range list {
-				out[i] = ExecutionJSON(v)
-			}
-			resp := map[string]any{"executions": out}
-			if next != "" {
-				resp["nextPageToken"] = next
-			}
-			writeJSON(w, 200, resp)
-			return nil
+			return h.executions.ListExecutions(ctx, &executionspb.ListExecutionsRequest{
+				Parent: parent, PageSize: pageSize, PageToken: q.Get("pageToken"), Filter: q.Get("filter")})
 		}
 	case len(seg) == 8 && seg[6] == "executions":
 		switch {
 		case verb == "cancel" && r.Method == http.MethodPost:
-			v, err := h.svc.CancelExecution(path)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, ExecutionJSON(v))
-			return nil
+			return h.executions.CancelExecution(ctx, &executionspb.CancelExecutionRequest{Name: path})
 		case verb == "" && r.Method == http.MethodGet:
-			v, err := h.svc.GetExecution(path)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, 200, ExecutionJSON(v))
-			return nil
+			return h.executions.GetExecution(ctx, &executionspb.GetExecutionRequest{Name: path})
 		}
 	case len(seg) == 9 && seg[6] == "executions" && seg[8] == "callbacks" && r.Method == http.MethodGet:
 		list, err := h.svc.ListCallbacks(strings.Join(seg[:8], "/"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out := make([]any, 0, len(list))
 		for _, c := range list {
@@ -350,13 +222,13 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			out = append(out, m)
 		}
 		writeJSON(w, 200, map[string]any{"callbacks": out})
-		return nil
+		return nil, nil
 	case len(seg) == 10 && seg[6] == "executions" && seg[8] == "callbacks":
-		return h.callback(w, r, strings.Join(seg[:8], "/"), seg[9])
+		return nil, h.callback(w, r, strings.Join(seg[:8], "/"), seg[9])
 	case len(seg) == 9 && seg[6] == "executions" && seg[8] == "stepEntries" && r.Method == http.MethodGet:
 		entries, err := h.svc.StepEntries(strings.Join(seg[:8], "/"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out := make([]any, len(entries))
 		for i, e := range entries {
@@ -366,16 +238,16 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		pg, next, err := pageAny(out, atoi(q.Get("pageSize")), q.Get("pageToken"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		resp := map[string]any{"stepEntries": pg, "totalSize": len(out)}
 		if next != "" {
 			resp["nextPageToken"] = next
 		}
 		writeJSON(w, 200, resp)
-		return nil
+		return nil, nil
 	}
-	return &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: fmt.Sprintf("no %s handler for %s", r.Method, r.URL.Path)}
+	return nil, &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: fmt.Sprintf("no %s handler for %s", r.Method, r.URL.Path)}
 }
 
 func pageAny(all []any, size int, token string) ([]any, string, error) {
@@ -417,9 +289,9 @@ func stateFilter(f string) (string, error) {
 }
 
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request, execName, id string) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := readAll(r)
 	if err != nil {
-		return badRequest("read body: %v", err)
+		return err
 	}
 	headers := map[string]string{}
 	for k, v := range r.Header {
@@ -464,18 +336,4 @@ func ClockHandler(svc *service.Service) http.HandlerFunc {
 			WriteError(w, &service.Error{HTTP: 404, Status: "NOT_FOUND", Message: "unknown path " + r.URL.Path})
 		}
 	}
-}
-
-// writeWorkflowList answers a list of workflows or of one workflow's revisions, which share
-// Google's response shape.
-func writeWorkflowList(w http.ResponseWriter, list []*service.Workflow, next string) {
-	out := make([]any, len(list))
-	for i, wf := range list {
-		out[i] = WorkflowJSON(wf)
-	}
-	resp := map[string]any{"workflows": out}
-	if next != "" {
-		resp["nextPageToken"] = next
-	}
-	writeJSON(w, 200, resp)
 }
