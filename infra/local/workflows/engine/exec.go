@@ -81,8 +81,8 @@ func New(prog *lang.Program, host Host, arg any) (*Exec, error) {
 	}
 	x := &Exec{Prog: prog, Host: host, St: &State{}}
 	x.St.Threads = []*Thread{{ID: 0, Parent: -1, Stack: []*Frame{
-		{K: fCall, Sub: "main", Vars: vars},
-		{K: fBlock, L: main.Body},
+		{Kind: fCall, Sub: "main", Vars: vars},
+		{Kind: fBlock, Index: main.Body},
 	}}}
 	x.St.NextID = 1
 	return x, nil
@@ -162,9 +162,9 @@ func (x *Exec) runThread(t *Thread, budget int) int {
 			continue
 		}
 		f := top(t)
-		switch f.K {
+		switch f.Kind {
 		case fBlock:
-			l := x.Prog.Lists[f.L]
+			l := x.Prog.Lists[f.Index]
 			if f.PC >= len(l.Steps) {
 				x.endBlock(t)
 				continue
@@ -191,7 +191,7 @@ func (x *Exec) runThread(t *Thread, budget int) int {
 
 func (x *Exec) routine(t *Thread) string {
 	for i := len(t.Stack) - 1; i >= 0; i-- {
-		if t.Stack[i].K == fCall {
+		if t.Stack[i].Kind == fCall {
 			return t.Stack[i].Sub
 		}
 	}
@@ -254,7 +254,7 @@ func (x *Exec) execStep(t *Thread, sid int) {
 				return
 			}
 			if b {
-				push(t, &Frame{K: fBlock, L: c.Body, Owner: sid + 1})
+				push(t, &Frame{Kind: fBlock, Index: c.Body, Owner: sid + 1})
 				return
 			}
 		}
@@ -264,8 +264,8 @@ func (x *Exec) execStep(t *Thread, sid int) {
 	case lang.KParallel:
 		x.startParallel(t, s, sid)
 	case lang.KTry:
-		push(t, &Frame{K: fTry, L: sid})
-		push(t, &Frame{K: fBlock, L: s.Try})
+		push(t, &Frame{Kind: fTry, Index: sid})
+		push(t, &Frame{Kind: fBlock, Index: s.Try})
 	case lang.KRaise:
 		v, err := s.Value.Eval(x)
 		if err != nil {
@@ -281,7 +281,7 @@ func (x *Exec) execStep(t *Thread, sid int) {
 		}
 		x.doReturn(t, v)
 	case lang.KSteps:
-		push(t, &Frame{K: fBlock, L: s.Body, Owner: sid + 1})
+		push(t, &Frame{Kind: fBlock, Index: s.Body, Owner: sid + 1})
 	}
 }
 
@@ -297,7 +297,7 @@ func (x *Exec) endBlock(t *Thread) {
 	if len(t.Stack) == 0 {
 		return
 	}
-	if b.Owner > 0 && top(t).K == fBlock {
+	if b.Owner > 0 && top(t).Kind == fBlock {
 		x.afterStep(t, x.Prog.Steps[b.Owner-1])
 		return
 	}
@@ -306,7 +306,7 @@ func (x *Exec) endBlock(t *Thread) {
 
 // endBlockFrame handles a frame whose body block has just finished.
 func (x *Exec) endBlockFrame(t *Thread, f *Frame) {
-	switch f.K {
+	switch f.Kind {
 	case fBlock:
 	case fCall:
 		x.doReturn(t, nil)
@@ -314,12 +314,12 @@ func (x *Exec) endBlockFrame(t *Thread, f *Frame) {
 		x.forNext(t)
 	case fTry:
 		pop(t)
-		x.afterStep(t, x.Prog.Steps[f.L])
+		x.afterStep(t, x.Prog.Steps[f.Index])
 	case fBranch:
 		x.branchDone(t, nil, false)
 	case fPar:
 		// Waiting for branches; nothing runs here.
-		t.Wait = &Wait{Kind: WJoin, Step: f.L}
+		t.Wait = &Wait{Kind: WJoin, Step: f.Index}
 	}
 }
 
@@ -327,11 +327,11 @@ func (x *Exec) jump(t *Thread, target string) {
 	switch target {
 	case "end":
 		for i := len(t.Stack) - 1; i >= 0; i-- {
-			if t.Stack[i].K == fCall {
+			if t.Stack[i].Kind == fCall {
 				x.doReturn(t, nil)
 				return
 			}
-			if t.Stack[i].K == fBranch {
+			if t.Stack[i].Kind == fBranch {
 				t.Stack = t.Stack[:i+1]
 				x.branchDone(t, nil, false)
 				return
@@ -341,13 +341,13 @@ func (x *Exec) jump(t *Thread, target string) {
 	case "break", "continue":
 		for len(t.Stack) > 0 {
 			f := top(t)
-			switch f.K {
+			switch f.Kind {
 			case fFor:
 				if target == "continue" {
 					x.forNext(t)
 				} else {
 					pop(t)
-					x.afterStep(t, x.Prog.Steps[f.L])
+					x.afterStep(t, x.Prog.Steps[f.Index])
 				}
 				return
 			case fBranch:
@@ -363,9 +363,9 @@ func (x *Exec) jump(t *Thread, target string) {
 	}
 	for len(t.Stack) > 0 {
 		f := top(t)
-		switch f.K {
+		switch f.Kind {
 		case fBlock:
-			if i, ok := x.Prog.Lists[f.L].Index[target]; ok {
+			if i, ok := x.Prog.Lists[f.Index].Index[target]; ok {
 				f.PC = i
 				return
 			}
@@ -382,7 +382,7 @@ func (x *Exec) jump(t *Thread, target string) {
 func (x *Exec) doReturn(t *Thread, v any) {
 	for len(t.Stack) > 0 {
 		f := pop(t)
-		switch f.K {
+		switch f.Kind {
 		case fCall:
 			if len(t.Stack) == 0 {
 				x.finish(v)
@@ -444,10 +444,10 @@ func (x *Exec) trace(t *Thread) []TraceElem {
 	routine := x.routine(t)
 	for i := len(t.Stack) - 1; i >= 0; i-- {
 		f := t.Stack[i]
-		switch f.K {
+		switch f.Kind {
 		case fBlock:
 			if f.PC > 0 {
-				l := x.Prog.Lists[f.L]
+				l := x.Prog.Lists[f.Index]
 				st := x.Prog.Steps[l.Steps[f.PC-1]]
 				name := st.Name
 				if j := strings.IndexByte(name, '#'); j >= 0 {
@@ -470,7 +470,7 @@ func (x *Exec) trace(t *Thread) []TraceElem {
 
 func (x *Exec) routineBelow(t *Thread, i int) string {
 	for j := i - 1; j >= 0; j-- {
-		if t.Stack[j].K == fCall {
+		if t.Stack[j].Kind == fCall {
 			return t.Stack[j].Sub
 		}
 	}
@@ -484,7 +484,7 @@ func (x *Exec) raise(t *Thread, v any, fresh bool) {
 	}
 	for len(t.Stack) > 0 {
 		f := top(t)
-		switch f.K {
+		switch f.Kind {
 		case fTry:
 			if f.Phase == phBody && x.handleTry(t, f, v) {
 				return
@@ -557,7 +557,7 @@ func (x *Exec) policy(r *lang.RetrySpec) (retryPolicy, error) {
 
 // handleTry decides retry or except for an error raised in f's body.
 func (x *Exec) handleTry(t *Thread, f *Frame, v any) bool {
-	s := x.Prog.Steps[f.L]
+	s := x.Prog.Steps[f.Index]
 	if s.Retry != nil {
 		p, err := x.policy(s.Retry)
 		if err != nil {
@@ -568,8 +568,8 @@ func (x *Exec) handleTry(t *Thread, f *Frame, v any) bool {
 				f.Phase = phPredicate
 				f.Err = v
 				vars := Vars{sub.Params[0].Name: lang.Copy(v)}
-				push(t, &Frame{K: fCall, Sub: sub.Name, Vars: vars, Pred: true})
-				push(t, &Frame{K: fBlock, L: sub.Body})
+				push(t, &Frame{Kind: fCall, Sub: sub.Name, Vars: vars, Pred: true})
+				push(t, &Frame{Kind: fBlock, Index: sub.Body})
 				return true
 			}
 			fn, _ := stdlib.Lookup(p.pred)
@@ -597,11 +597,11 @@ func (x *Exec) backoff(t *Thread, f *Frame, p retryPolicy) {
 	f.Phase = phBody
 	f.Err = nil
 	until := x.Host.Now().Add(time.Duration(f.Delay * float64(time.Second))).UnixNano()
-	t.Wait = &Wait{Kind: WBackoff, Until: until, Step: f.L}
+	t.Wait = &Wait{Kind: WBackoff, Until: until, Step: f.Index}
 }
 
 func (x *Exec) except(t *Thread, f *Frame, v any) bool {
-	s := x.Prog.Steps[f.L]
+	s := x.Prog.Steps[f.Index]
 	if s.Except == nil {
 		return false
 	}
@@ -612,13 +612,13 @@ func (x *Exec) except(t *Thread, f *Frame, v any) bool {
 			return false
 		}
 	}
-	push(t, &Frame{K: fBlock, L: s.Except.Body})
+	push(t, &Frame{Kind: fBlock, Index: s.Except.Body})
 	return true
 }
 
 func (x *Exec) predicateResult(t *Thread, v any) {
 	f := top(t)
-	if f.K != fTry {
+	if f.Kind != fTry {
 		x.raise(t, lang.Errorf(lang.TagSystem, "predicate returned outside a try").Value, true)
 		return
 	}
@@ -629,7 +629,7 @@ func (x *Exec) predicateResult(t *Thread, v any) {
 		return
 	}
 	if b {
-		p, perr := x.policy(x.Prog.Steps[f.L].Retry)
+		p, perr := x.policy(x.Prog.Steps[f.Index].Retry)
 		if perr == nil {
 			x.backoff(t, f, p)
 			return
@@ -654,7 +654,7 @@ func (x *Exec) resume(t *Thread, r *Resume) {
 	switch r.Kind {
 	case WBackoff:
 		f := top(t)
-		push(t, &Frame{K: fBlock, L: x.Prog.Steps[f.L].Try})
+		push(t, &Frame{Kind: fBlock, Index: x.Prog.Steps[f.Index].Try})
 	case WJoin:
 		f := pop(t)
 		if len(f.Errs) > 0 {
@@ -665,7 +665,7 @@ func (x *Exec) resume(t *Thread, r *Resume) {
 			}, true)
 			return
 		}
-		x.afterStep(t, x.Prog.Steps[f.L])
+		x.afterStep(t, x.Prog.Steps[f.Index])
 	default:
 		if r.Result != "" {
 			if err := x.setVar(t, r.Result, r.Value); err != nil {

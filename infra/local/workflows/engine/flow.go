@@ -34,10 +34,10 @@ func (x *Exec) Lookup(name string) (any, bool) {
 					return v, true
 				}
 			}
-			if f.K == fCall {
+			if f.Kind == fCall {
 				return nil, false
 			}
-			if f.K == fBranch {
+			if f.Kind == fBranch {
 				next = x.thread(t.Parent)
 				break
 			}
@@ -59,10 +59,10 @@ func (x *Exec) scopeOf(t *Thread, name string) Vars {
 					return f.Vars
 				}
 			}
-			if f.K == fCall {
+			if f.Kind == fCall {
 				return nil
 			}
-			if f.K == fBranch {
+			if f.Kind == fBranch {
 				shared := false
 				for _, s := range f.Shared {
 					shared = shared || s == name
@@ -154,7 +154,7 @@ func (x *Exec) callSubSync(sub *lang.Sub, args []any) (any, error) {
 	}
 	sx := &Exec{Prog: x.Prog, Host: x.Host, Interrupt: x.Interrupt, nested: x.nested + 1,
 		St: &State{NextID: 1, StepCount: x.St.StepCount, Callbacks: x.St.Callbacks}}
-	sx.St.Threads = []*Thread{{Parent: -1, Stack: []*Frame{{K: fCall, Sub: sub.Name, Vars: vars}, {K: fBlock, L: sub.Body}}}}
+	sx.St.Threads = []*Thread{{Parent: -1, Stack: []*Frame{{Kind: fCall, Sub: sub.Name, Vars: vars}, {Kind: fBlock, Index: sub.Body}}}}
 	st := sx.Run(MaxSteps)
 	x.St.StepCount = sx.St.StepCount
 	x.St.Callbacks = sx.St.Callbacks
@@ -173,7 +173,7 @@ func (x *Exec) callSubSync(sub *lang.Sub, args []any) (any, error) {
 func (x *Exec) callDepth(t *Thread) int {
 	n := 0
 	for _, f := range t.Stack {
-		if f.K == fCall {
+		if f.Kind == fCall {
 			n++
 		}
 	}
@@ -209,8 +209,8 @@ func (x *Exec) call(t *Thread, s *lang.Step, sid int) {
 			x.raise(t, lang.Errorf(lang.TagType, "%s: missing argument %q", sub.Name, p.Name).Value, true)
 			return
 		}
-		push(t, &Frame{K: fCall, Sub: sub.Name, Vars: vars, Ret: s.Result, Owner: sid + 1})
-		push(t, &Frame{K: fBlock, L: sub.Body})
+		push(t, &Frame{Kind: fCall, Sub: sub.Name, Vars: vars, Ret: s.Result, Owner: sid + 1})
+		push(t, &Frame{Kind: fBlock, Index: sub.Body})
 		return
 	}
 	fn, ok := stdlib.Lookup(s.Call)
@@ -352,7 +352,7 @@ func (x *Exec) callbackID(v any) (string, error) {
 // ---- for ----
 
 func (x *Exec) startFor(t *Thread, s *lang.Step, sid int) {
-	f := &Frame{K: fFor, L: sid, Vars: Vars{}}
+	f := &Frame{Kind: fFor, Index: sid, Vars: Vars{}}
 	items, rng, err := x.iteration(s.For)
 	if err != nil {
 		x.raiseErr(t, err)
@@ -437,7 +437,7 @@ func item(items, rng []any, i int) (any, bool) {
 
 func (x *Exec) forNext(t *Thread) {
 	f := top(t)
-	s := x.Prog.Steps[f.L]
+	s := x.Prog.Steps[f.Index]
 	v, ok := item(f.Items, f.Range, f.PC)
 	if !ok {
 		pop(t)
@@ -449,14 +449,14 @@ func (x *Exec) forNext(t *Thread) {
 		f.Vars[s.For.Index] = int64(f.PC)
 	}
 	f.PC++
-	push(t, &Frame{K: fBlock, L: s.For.Body})
+	push(t, &Frame{Kind: fBlock, Index: s.For.Body})
 }
 
 // ---- parallel ----
 
 func (x *Exec) startParallel(t *Thread, s *lang.Step, sid int) {
 	p := s.Parallel
-	f := &Frame{K: fPar, L: sid, Shared: p.Shared, Limit: MaxConcurrency}
+	f := &Frame{Kind: fPar, Index: sid, Shared: p.Shared, Limit: MaxConcurrency}
 	if p.Limit != nil {
 		v, err := p.Limit.Eval(x)
 		if err != nil {
@@ -509,11 +509,11 @@ func (x *Exec) startParallel(t *Thread, s *lang.Step, sid int) {
 }
 
 func (x *Exec) spawn(t *Thread, f *Frame) {
-	p := x.Prog.Steps[f.L].Parallel
+	p := x.Prog.Steps[f.Index].Parallel
 	for len(f.Kids) < f.Limit && f.Next < f.Total {
 		i := f.Next
 		f.Next++
-		b := &Frame{K: fBranch, L: f.L, Vars: Vars{}, Shared: p.Shared}
+		b := &Frame{Kind: fBranch, Index: f.Index, Vars: Vars{}, Shared: p.Shared}
 		var body int
 		if p.For != nil {
 			v, _ := item(f.Items, f.Range, i)
@@ -527,7 +527,7 @@ func (x *Exec) spawn(t *Thread, f *Frame) {
 			b.BranchID = p.Branches[i].Name
 			body = p.Branches[i].Body
 		}
-		kid := &Thread{ID: x.St.NextID, Parent: t.ID, Stack: []*Frame{b, {K: fBlock, L: body}}}
+		kid := &Thread{ID: x.St.NextID, Parent: t.ID, Stack: []*Frame{b, {Kind: fBlock, Index: body}}}
 		x.St.NextID++
 		x.St.Threads = append(x.St.Threads, kid)
 		f.Kids = append(f.Kids, kid.ID)
@@ -562,7 +562,7 @@ func (x *Exec) branchDone(t *Thread, errVal any, failed bool) {
 	x.spawn(p, f)
 	if len(f.Kids) == 0 && f.Next >= f.Total {
 		p.Wait = nil
-		p.Resume = &Resume{Kind: WJoin, Step: f.L}
+		p.Resume = &Resume{Kind: WJoin, Step: f.Index}
 	}
 }
 
@@ -647,8 +647,8 @@ func (x *Exec) CurrentSteps() []TraceElem {
 		}
 		for i := len(t.Stack) - 1; i >= 0; i-- {
 			f := t.Stack[i]
-			if f.K == fBlock && f.PC > 0 {
-				name := x.Prog.Steps[x.Prog.Lists[f.L].Steps[f.PC-1]].Name
+			if f.Kind == fBlock && f.PC > 0 {
+				name := x.Prog.Steps[x.Prog.Lists[f.Index].Steps[f.PC-1]].Name
 				if j := strings.IndexByte(name, '#'); j >= 0 {
 					name = name[:j]
 				}

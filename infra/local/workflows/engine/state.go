@@ -11,14 +11,17 @@ import (
 	"waooaw.dev/governance/infra/local/workflows/lang"
 )
 
+// frameKind says what a frame runs.
+type frameKind uint8
+
 // Frame kinds.
 const (
-	fBlock  uint8 = iota // running a list of steps
-	fCall                // a subworkflow call: the variable scope boundary
-	fFor                 // a for loop (its own scope)
-	fTry                 // a try step
-	fPar                 // a parallel step waiting on its branch threads
-	fBranch              // the root of a branch thread (its own scope)
+	fBlock  frameKind = iota // running a list of steps
+	fCall                    // a subworkflow call: the variable scope boundary
+	fFor                     // a for loop (its own scope)
+	fTry                     // a try step
+	fPar                     // a parallel step waiting on its branch threads
+	fBranch                  // the root of a branch thread (its own scope)
 )
 
 // Try phases.
@@ -31,9 +34,11 @@ const (
 // Frame is one entry of a thread's stack. Fields are shared between kinds
 // to keep the serialised form flat and small.
 type Frame struct {
-	K  uint8 `json:"k"`
-	L  int   `json:"l"`            // list id (block) or step id (others)
-	PC int   `json:"pc,omitempty"` // block: next step; for: iteration; try: attempt
+	// The short JSON names keep encoded states small and stay as they are so
+	// that states written by earlier builds still decode.
+	Kind  frameKind `json:"k"`
+	Index int       `json:"l"`            // Prog.Lists index (block) or Prog.Steps index (others)
+	PC    int       `json:"pc,omitempty"` // block: next step; for: iteration; try: attempt
 
 	Owner int `json:"o,omitempty"` // block: step id+1 whose next applies when the block ends
 
