@@ -99,11 +99,7 @@ func (s *wfServer) ListWorkflows(_ context.Context, r *workflowspb.ListWorkflows
 	if err != nil {
 		return nil, err
 	}
-	out := &workflowspb.ListWorkflowsResponse{NextPageToken: next}
-	for _, w := range list {
-		out.Workflows = append(out.Workflows, workflowPB(w))
-	}
-	return out, nil
+	return &workflowspb.ListWorkflowsResponse{Workflows: workflowPBs(list), NextPageToken: next}, nil
 }
 
 func (s *wfServer) ListWorkflowRevisions(_ context.Context, r *workflowspb.ListWorkflowRevisionsRequest) (*workflowspb.ListWorkflowRevisionsResponse, error) {
@@ -111,11 +107,7 @@ func (s *wfServer) ListWorkflowRevisions(_ context.Context, r *workflowspb.ListW
 	if err != nil {
 		return nil, err
 	}
-	out := &workflowspb.ListWorkflowRevisionsResponse{NextPageToken: next}
-	for _, w := range list {
-		out.Workflows = append(out.Workflows, workflowPB(w))
-	}
-	return out, nil
+	return &workflowspb.ListWorkflowRevisionsResponse{Workflows: workflowPBs(list), NextPageToken: next}, nil
 }
 
 func (s *wfServer) CreateWorkflow(_ context.Context, r *workflowspb.CreateWorkflowRequest) (*longrunningpb.Operation, error) {

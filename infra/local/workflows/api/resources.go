@@ -51,6 +51,14 @@ func workflowPB(w *service.Workflow) *workflowspb.Workflow {
 	}
 }
 
+func workflowPBs(list []*service.Workflow) []*workflowspb.Workflow {
+	out := make([]*workflowspb.Workflow, len(list))
+	for i, w := range list {
+		out[i] = workflowPB(w)
+	}
+	return out
+}
+
 // workflowInput is what a create or patch request asks of the service.
 func workflowInput(w *workflowspb.Workflow) service.WorkflowInput {
 	in := service.WorkflowInput{SourceContents: w.GetSourceContents(), Description: w.GetDescription(),

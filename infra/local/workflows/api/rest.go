@@ -98,25 +98,19 @@ func readAll(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// readBody decodes a JSON body into v; an empty body leaves v as it is.
+// readBody decodes a JSON body into v, through protojson when v is a
+// resource; an empty body leaves v as it is.
 func readBody(r *http.Request, v any) error {
 	b, err := readAll(r)
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return badRequest("invalid JSON body: %v", err)
+	if m, ok := v.(proto.Message); ok {
+		err = jsonIn.Unmarshal(b, m)
+	} else {
+		err = json.Unmarshal(b, v)
 	}
-	return nil
-}
-
-// readProto decodes a resource body; an empty body is an empty resource.
-func readProto(r *http.Request, m proto.Message) error {
-	b, err := readAll(r)
-	if err != nil || len(bytes.TrimSpace(b)) == 0 {
-		return err
-	}
-	if err := jsonIn.Unmarshal(b, m); err != nil {
+	if err != nil {
 		return badRequest("invalid JSON body: %v", err)
 	}
 	return nil
@@ -158,7 +152,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) (proto.Message, 
 		switch r.Method {
 		case http.MethodPost:
 			wf := &workflowspb.Workflow{}
-			if err := readProto(r, wf); err != nil {
+			if err := readBody(r, wf); err != nil {
 				return nil, err
 			}
 			return h.workflows.CreateWorkflow(ctx, &workflowspb.CreateWorkflowRequest{
@@ -176,7 +170,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) (proto.Message, 
 			return h.workflows.GetWorkflow(ctx, &workflowspb.GetWorkflowRequest{Name: path})
 		case http.MethodPatch:
 			wf := &workflowspb.Workflow{}
-			if err := readProto(r, wf); err != nil {
+			if err := readBody(r, wf); err != nil {
 				return nil, err
 			}
 			wf.Name = path
@@ -192,7 +186,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) (proto.Message, 
 		switch r.Method {
 		case http.MethodPost:
 			ex := &executionspb.Execution{}
-			if err := readProto(r, ex); err != nil {
+			if err := readBody(r, ex); err != nil {
 				return nil, err
 			}
 			return h.executions.CreateExecution(ctx, &executionspb.CreateExecutionRequest{Parent: parent, Execution: ex})
