@@ -53,7 +53,8 @@ func (e *Env) get(name string) string {
 	return strings.TrimSpace(v)
 }
 
-func (e *Env) bad(name, problem string) {
+// Invalid notes a problem with a variable's value that the caller found itself.
+func (e *Env) Invalid(name, problem string) {
 	e.invalid = append(e.invalid, name+": "+problem)
 }
 
@@ -93,11 +94,11 @@ func (e *Env) URL(name, value string, schemes ...string) *url.URL {
 	}
 	u, err := url.Parse(value)
 	if err != nil {
-		e.bad(name, err.Error())
+		e.Invalid(name, err.Error())
 		return nil
 	}
 	if !slices.Contains(schemes, u.Scheme) {
-		e.bad(name, fmt.Sprintf("scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", ")))
+		e.Invalid(name, fmt.Sprintf("scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", ")))
 		return nil
 	}
 	return u
@@ -122,7 +123,7 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		e.bad(name, fmt.Sprintf("%q is not a non-negative duration", v))
+		e.Invalid(name, fmt.Sprintf("%q is not a non-negative duration", v))
 		return def
 	}
 	return d
@@ -136,7 +137,7 @@ func (e *Env) Int(name string, def int) int {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		e.bad(name, fmt.Sprintf("%q is not an integer", v))
+		e.Invalid(name, fmt.Sprintf("%q is not an integer", v))
 		return def
 	}
 	return n

@@ -23,8 +23,8 @@ const (
 	KeySource       = "logging.googleapis.com/sourceLocation"
 )
 
-// LevelCritical is above slog.LevelError and maps to Cloud Logging's CRITICAL (used for an
-// audit chain break, for example).
+// LevelCritical is above slog.LevelError and maps to Cloud Logging's CRITICAL: what needs
+// a person now, such as a function that cannot start at all.
 const LevelCritical = slog.Level(12)
 
 // Options configure a handler.
@@ -193,6 +193,16 @@ func TraceFrom(ctx context.Context) (Trace, bool) {
 	tr, ok := ctx.Value(traceKey{}).(Trace)
 	return tr, ok
 }
+
+// HeaderCorrelationID is the HTTP header that carries a business flow's correlation id into
+// a function and back out, the same on every function.
+const HeaderCorrelationID = "X-Correlation-Id"
+
+var correlationRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// ValidCorrelationID reports whether id may be used as a correlation id: 1 to 128 of
+// [A-Za-z0-9._:-], so it is safe in a log label and as a Pub/Sub ordering key.
+func ValidCorrelationID(id string) bool { return correlationRE.MatchString(id) }
 
 // WithCorrelationID returns ctx carrying the business flow's correlation id.
 func WithCorrelationID(ctx context.Context, id string) context.Context {
