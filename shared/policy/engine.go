@@ -84,7 +84,6 @@ type Answer struct {
 
 type config struct {
 	policyFS fs.FS
-	rules    *rules.Set
 	data     map[string]any
 	attester *Attester
 	cacheMax int
@@ -101,10 +100,6 @@ func WithData(d map[string]any) Option {
 	return func(c *config) { maps.Copy(c.data, d) }
 }
 
-// WithRules takes trial limits and budget thresholds from s instead of the
-// embedded rules tables.
-func WithRules(s *rules.Set) Option { return func(c *config) { c.rules = s } }
-
 // WithPolicies loads *.rego (not *_test.rego) and data/platform.json from
 // fsys instead of the embedded bundle.
 func WithPolicies(fsys fs.FS) Option { return func(c *config) { c.policyFS = fsys } }
@@ -117,8 +112,8 @@ func WithAttester(a *Attester) Option { return func(c *config) { c.attester = a 
 // The default is DefaultCacheSize.
 func WithCacheSize(n int) Option { return func(c *config) { c.cacheMax = n } }
 
-// WithClock replaces time.Now, for TTL tests.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+// withClock replaces time.Now, for TTL tests.
+func withClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // DefaultCacheSize bounds the decision cache unless WithCacheSize says otherwise.
 const DefaultCacheSize = 10000
@@ -135,6 +130,8 @@ type Engine struct {
 	attester *Attester
 	now      func() time.Time
 	ids      *idSource
+	compiler *ast.Compiler // fixed after New; shared with the plans
+	docs     documents
 }
 
 // New compiles the bundles; each bundle's documents are planned on its first
@@ -144,19 +141,16 @@ func New(opts ...Option) (*Engine, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	if c.rules == nil {
-		s, err := rules.Load(tables.FS)
-		if err != nil {
-			return nil, fmt.Errorf("policy: load rules tables: %w", err)
-		}
-		c.rules = s
+	ruleSet, err := rules.Load(tables.FS)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load rules tables: %w", err)
 	}
 
 	modules, sources, err := loadModules(c.policyFS)
 	if err != nil {
 		return nil, err
 	}
-	data, err := PlatformData(c.policyFS, c.rules, c.data)
+	data, err := PlatformData(c.policyFS, ruleSet, c.data)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +179,7 @@ func New(opts ...Option) (*Engine, error) {
 		attester: c.attester,
 		now:      c.now,
 		ids:      newIDSource(randomPrefix()),
+		compiler: compiler,
 	}
 	e.data.Store(ast.NewTerm(dataValue))
 	e.setTTL(data["decision_ttl_seconds"])
@@ -288,8 +283,8 @@ func (e *Engine) setTTL(v any) {
 	}
 }
 
-// Revision identifies the policies and data the engine decides with.
-func (e *Engine) Revision() string { return e.revision.Load().name }
+// revisionName identifies the policies and data the engine decides with.
+func (e *Engine) revisionName() string { return e.revision.Load().name }
 
 // revisionGen pairs a revision with a number unique to this engine, so the
 // cache key compares an integer instead of the revision string.
@@ -302,10 +297,10 @@ func (e *Engine) setRevision(name string) {
 	e.revision.Store(&revisionGen{name: name, gen: e.gens.Add(1)})
 }
 
-// PutData replaces data.platform[key] (for example "engagements" when a
+// putData replaces data.platform[key] (for example "engagements" when a
 // Governor is assigned) and moves the revision, so no cached decision made
 // with the old data is served again.
-func (e *Engine) PutData(ctx context.Context, key string, value any) error {
+func (e *Engine) putData(ctx context.Context, key string, value any) error {
 	raw, err := json.Marshal(value)
 	if err != nil {
 		return fmt.Errorf("policy: put data %s: %w", key, err)
@@ -318,11 +313,11 @@ func (e *Engine) PutData(ctx context.Context, key string, value any) error {
 	if err != nil {
 		return fmt.Errorf("policy: put data %s: %w", key, err)
 	}
-	e.putData(key, ast.NewTerm(v))
+	e.swapData(key, ast.NewTerm(v))
 	if key == "decision_ttl_seconds" {
 		e.setTTL(norm)
 	}
-	sum := sha256.Sum256(append([]byte(e.Revision()+"\x00"+key+"\x00"), raw...))
+	sum := sha256.Sum256(append([]byte(e.revisionName()+"\x00"+key+"\x00"), raw...))
 	rev := "sha256:" + hex.EncodeToString(sum[:])[:16]
 	e.setRevision(rev)
 	return nil
@@ -341,9 +336,9 @@ func (e *Engine) Decide(ctx context.Context, bundle, rule string, input any, met
 	return e.decide(ctx, bundle, rule, in, meta)
 }
 
-// DecideInput is Decide for an Input the caller holds; unlike an Input
+// decideInput is Decide for an Input the caller holds; unlike an Input
 // passed to Decide, one on the caller's stack stays there.
-func (e *Engine) DecideInput(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
+func (e *Engine) decideInput(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
 	return e.decide(ctx, bundle, rule, in, meta)
 }
 
@@ -375,12 +370,22 @@ func (e *Engine) Query(ctx context.Context, bundle, rule string, input any, meta
 }
 
 func (e *Engine) decide(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
-	pq, ok := e.queries[bundle]
-	if !ok {
+	if _, ok := e.queries[bundle]; !ok {
 		return Decision{}, fmt.Errorf("policy: %q: %w", bundle, ErrUnknownBundle)
 	}
 	if rule != RuleDecision && rule != RuleAllow {
 		return Decision{}, fmt.Errorf("policy: %s/%s: %w", bundle, rule, ErrUnknownRule)
+	}
+	return e.attested(ctx, bundle, rule, in, meta)
+}
+
+// attested is the bundle's decision about in, attested as an answer of
+// rule: decision and allow, or any other document of the bundle the data
+// API answered (see Document).
+func (e *Engine) attested(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
+	pq, ok := e.queries[bundle]
+	if !ok {
+		return Decision{}, fmt.Errorf("policy: %q: %w", bundle, ErrUnknownBundle)
 	}
 	sum := in.sum
 	rev := e.revision.Load()
@@ -433,16 +438,16 @@ type inputValue struct {
 // first cache miss.
 func NewInput(input any) (*Input, error) {
 	in := new(Input)
-	if err := in.Set(input); err != nil {
+	if err := in.set(input); err != nil {
 		return nil, err
 	}
 	return in, nil
 }
 
-// Set makes in the input given, as NewInput does. An Input the caller keeps
-// on its stack costs a decision served from the cache no allocation; Set it
+// set makes in the input given, as NewInput does. An Input the caller keeps
+// on its stack costs a decision served from the cache no allocation; set it
 // again only once no decision is using it.
-func (in *Input) Set(input any) error {
+func (in *Input) set(input any) error {
 	sum, err := inputSum(input)
 	if err != nil {
 		return fmt.Errorf("policy: hash input: %w: %w", ErrBadInput, err)
@@ -638,10 +643,10 @@ func (a *Decision) attestation(meta Meta, now time.Time) Attestation {
 	}
 }
 
-// putData swaps in a data document with data.platform[key] = value. The
+// swapData swaps in a data document with data.platform[key] = value. The
 // documents are never modified in place: evaluations under way keep the one
 // they started with.
-func (e *Engine) putData(key string, value *ast.Term) {
+func (e *Engine) swapData(key string, value *ast.Term) {
 	e.dataMu.Lock()
 	defer e.dataMu.Unlock()
 	root := e.data.Load()

@@ -24,7 +24,7 @@ func (e *Engine) DecideAll(ctx context.Context, bundles []string, input any, met
 	in, ok := input.(*Input)
 	if !ok {
 		var local Input
-		if err := local.Set(input); err != nil {
+		if err := local.set(input); err != nil {
 			return Verdict{}, err
 		}
 		in = &local
@@ -35,7 +35,7 @@ func (e *Engine) DecideAll(ctx context.Context, bundles []string, input any, met
 	v := Verdict{Allow: true}
 	obligations := map[string]bool{}
 	for _, b := range bundles {
-		d, err := e.DecideInput(ctx, b, RuleDecision, in, meta)
+		d, err := e.decideInput(ctx, b, RuleDecision, in, meta)
 		if err != nil {
 			return Verdict{}, err
 		}
