@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/policy"
 )
 
@@ -203,7 +204,7 @@ func dataPath(r *http.Request) ([]string, error) {
 }
 
 func meta(r *http.Request) policy.Meta {
-	return policy.Meta{EnforcementPoint: "pdp", CorrelationID: r.Header.Get("X-Correlation-Id")}
+	return policy.Meta{EnforcementPoint: "pdp", CorrelationID: r.Header.Get(logging.HeaderCorrelationID)}
 }
 
 // internalError answers an evaluation error as OPA's server does; an
