@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -15,6 +16,16 @@ import (
 // so an invalid event is refused before anything leaves the process.
 type Publisher interface {
 	Publish(ctx context.Context, topic string, e Envelope) (messageID string, err error)
+}
+
+// BatchPublisher also publishes many envelopes at once: all of them leave before any is
+// waited for, so a batch costs about one round trip per ordering key instead of one per event.
+type BatchPublisher interface {
+	Publisher
+	// PublishAll publishes es on topic, those sharing an ordering key in slice order, and
+	// returns once every one is accepted; on error some may have been published, and the
+	// caller sends the batch again (consumers dedupe on event_id).
+	PublishAll(ctx context.Context, topic string, es []Envelope) error
 }
 
 // Encode validates e against topic's schema and returns the bytes to publish.
@@ -95,6 +106,49 @@ func (p *PubSub) Publish(ctx context.Context, topic string, e Envelope) (string,
 		return "", fmt.Errorf("events: publish %s to %s: %w", e.EventID, topic, err)
 	}
 	return id, nil
+}
+
+// PublishAll validates every envelope first (one invalid event publishes none), hands them
+// all to the library, which batches them per ordering key in order, then waits for each.
+func (p *PubSub) PublishAll(ctx context.Context, topic string, es []Envelope) error {
+	msgs := make([]*pubsub.Message, len(es))
+	for i, e := range es {
+		data, err := Encode(topic, e)
+		if err != nil {
+			return err
+		}
+		key, err := OrderingKey(topic, e)
+		if err != nil {
+			return err
+		}
+		msgs[i] = &pubsub.Message{Data: data, Attributes: attributes(e), OrderingKey: key}
+	}
+	pub := p.publisher(topic)
+	results := make([]*pubsub.PublishResult, len(msgs))
+	for i, m := range msgs {
+		results[i] = pub.Publish(ctx, m)
+	}
+	var errs []error
+	failed := 0
+	resumed := map[string]bool{}
+	for i, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			failed++
+			// A failed ordered key refuses its later messages until resumed; the caller's
+			// retry of the batch publishes them again in order.
+			if key := msgs[i].OrderingKey; key != "" && !resumed[key] {
+				resumed[key] = true
+				defer pub.ResumePublish(key)
+			}
+			if len(errs) < 3 { // the first few say enough; a whole batch can fail alike
+				errs = append(errs, fmt.Errorf("%s: %w", es[i].EventID, err))
+			}
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("events: %d of %d events not published to %s: %w", failed, len(es), topic, errors.Join(errs...))
 }
 
 // Close flushes and stops every publisher.

@@ -3,6 +3,8 @@ package eventsink_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +12,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/policy/eventsink"
@@ -92,5 +94,104 @@ func TestAttestationsReachPolicyAttestationsTopic(t *testing.T) {
 		if got[id] != outcome {
 			t.Errorf("decision %s: published %q, want %q (got %v)", id, got[id], outcome, got)
 		}
+	}
+}
+
+// Close returns only once every queued attestation is on the topic, and each correlation id's
+// attestations arrive in the order they were decided, however the ids spread over the batch:
+// one id for all (one ordering key), one per decision, or a mix.
+func TestCloseDeliversEveryAttestationInOrderPerCorrelationID(t *testing.T) {
+	const n = 1500
+	for _, tc := range []struct {
+		name string
+		corr func(i int) string
+	}{
+		{"one correlation id", func(int) string { return "flow-1" }},
+		{"one per decision", func(i int) string { return fmt.Sprintf("req-%d", i) }},
+		{"seven flows and singletons", func(i int) string {
+			if i%3 == 0 {
+				return fmt.Sprintf("req-%d", i)
+			}
+			return fmt.Sprintf("flow-%d", i%7)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := emulators.ForTest(t)
+			t.Setenv("PUBSUB_EMULATOR_HOST", env.PubSubHost)
+			env.Provision(t, nil)
+			client := env.PubSub(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			sub := "projects/" + env.Project + "/subscriptions/attestations-order"
+			if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+				Name:                  sub,
+				Topic:                 "projects/" + env.Project + "/topics/" + events.TopicPolicyAttestations,
+				EnableMessageOrdering: true,
+				AckDeadlineSeconds:    60,
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			ps := events.NewPubSub(client)
+			att := policy.NewAttester(eventsink.New(ps, "//waooaw/test"))
+			base := time.Now()
+			for i := range n {
+				if err := att.Submit(ctx, policy.Attestation{
+					DecisionID: fmt.Sprintf("d-%05d", i), Bundle: "rbac", Rule: "decision", Revision: "r1",
+					Decision: policy.Deny, InputSHA256: strings.Repeat("0", 64), EnforcementPoint: "pdp",
+					CorrelationID: tc.corr(i), Time: base.Add(time.Duration(i)),
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Straight to Close: whatever is still queued must be flushed by it.
+			if err := att.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps.Close()
+
+			var mu sync.Mutex
+			first := map[string]bool{}  // decision ids seen
+			last := map[string]string{} // ordering key -> last new decision id
+			rctx, stop := context.WithCancel(ctx)
+			err := client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+				m.Ack()
+				var e struct {
+					Data struct {
+						DecisionID    string `json:"decision_id"`
+						CorrelationID string `json:"correlation_id"`
+					} `json:"data"`
+				}
+				if err := json.Unmarshal(m.Data, &e); err != nil {
+					t.Errorf("message %s: %v", m.Data, err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				id := e.Data.DecisionID
+				if first[id] { // a redelivery
+					return
+				}
+				first[id] = true
+				if m.OrderingKey != e.Data.CorrelationID {
+					t.Errorf("%s: ordering key %q, correlation id %q", id, m.OrderingKey, e.Data.CorrelationID)
+				}
+				if prev := last[m.OrderingKey]; prev > id {
+					t.Errorf("key %s: %s arrived after %s", m.OrderingKey, id, prev)
+				}
+				last[m.OrderingKey] = id
+				if len(first) == n {
+					stop()
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(first) != n {
+				t.Fatalf("%d of %d attestations arrived", len(first), n)
+			}
+		})
 	}
 }

@@ -26,19 +26,34 @@ type Sink struct {
 // "//waooaw/gateway").
 func New(pub events.Publisher, source string) *Sink { return &Sink{pub: pub, source: source} }
 
-// SendAttestations publishes the batch: one goroutine per correlation id,
-// each publishing its attestations in order (the ordering key), since a
-// Publish waits for the server. On any failure the Attester sends the whole
-// batch again; each event's id is its decision_id, so handlers idempotent on
-// event_id drop the repeats.
+// SendAttestations publishes the batch. With an events.BatchPublisher (events.PubSub is
+// one) every attestation leaves at once and the publisher keeps each correlation id's
+// order, so a batch costs a round trip per correlation id, not per decision. Otherwise one
+// goroutine per correlation id publishes its attestations in order, each waited for. On any
+// failure the Attester sends the whole batch again; each event's id is its decision_id, so
+// handlers idempotent on event_id drop the repeats.
 func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation) error {
+	es := make([]events.Envelope, len(batch))
+	for i, a := range batch {
+		e, err := Event(s.source, a)
+		if err != nil {
+			return err
+		}
+		es[i] = e
+	}
+	if bp, ok := s.pub.(events.BatchPublisher); ok {
+		if err := bp.PublishAll(ctx, events.TopicPolicyAttestations, es); err != nil {
+			return fmt.Errorf("publish %d attestations: %w", len(es), err)
+		}
+		return nil
+	}
 	var order []string
-	groups := map[string][]policy.Attestation{}
-	for _, a := range batch {
+	groups := map[string][]events.Envelope{}
+	for i, a := range batch {
 		if _, ok := groups[a.CorrelationID]; !ok {
 			order = append(order, a.CorrelationID)
 		}
-		groups[a.CorrelationID] = append(groups[a.CorrelationID], a)
+		groups[a.CorrelationID] = append(groups[a.CorrelationID], es[i])
 	}
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
@@ -49,14 +64,10 @@ func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation)
 	return errors.Join(errs...)
 }
 
-func (s *Sink) publish(ctx context.Context, group []policy.Attestation) error {
-	for _, a := range group {
-		e, err := Event(s.source, a)
-		if err != nil {
-			return err
-		}
+func (s *Sink) publish(ctx context.Context, group []events.Envelope) error {
+	for _, e := range group {
 		if _, err := s.pub.Publish(ctx, events.TopicPolicyAttestations, e); err != nil {
-			return fmt.Errorf("publish attestation %s: %w", a.DecisionID, err)
+			return fmt.Errorf("publish attestation %s: %w", e.EventID, err)
 		}
 	}
 	return nil
