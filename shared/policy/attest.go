@@ -78,8 +78,8 @@ func WithQueueSize(n int) AttesterOption {
 	return func(a *Attester) { a.size = max(n, 1) }
 }
 
-// WithBatch sets the largest batch (default 100) and how long a partial batch
-// waits for more (default 20ms).
+// WithBatch sets the largest batch (default 1000, the most one Pub/Sub publish
+// request carries) and how long a partial batch waits for more (default 20ms).
 func WithBatch(size int, wait time.Duration) AttesterOption {
 	return func(a *Attester) { a.batch, a.interval = max(size, 1), wait }
 }
@@ -100,7 +100,7 @@ func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 	a := &Attester{
 		sink:     sink,
 		size:     4096,
-		batch:    100,
+		batch:    1000,
 		interval: 20 * time.Millisecond,
 		backoff:  100 * time.Millisecond,
 		onError: func(err error) {
