@@ -128,7 +128,13 @@ func (a *Appender) AppendEntry(ctx context.Context, stream string, e Entry) (Rec
 		return Receipt{}, fmt.Errorf("%w: no event_id", ErrInvalid)
 	}
 	e.Seq, e.PrevHash, e.Hash = 0, "", ""
-	req := &request{entry: e, size: 2*len(Canonical(e)) + 512, done: make(chan outcome, 1)}
+	// An entry without an RFC 8785 form (a string that is not UTF-8) is refused here, before
+	// anything is written, rather than hashed in a form no one could recompute.
+	c, err := Canonical(e)
+	if err != nil {
+		return Receipt{}, err
+	}
+	req := &request{entry: e, size: 2*len(c) + 512, done: make(chan outcome, 1)}
 	if req.size > maxBatchBytes {
 		return Receipt{}, fmt.Errorf("%w: event %s: %d bytes is too large", ErrInvalid, e.EventID, req.size)
 	}
@@ -251,7 +257,9 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 			e := batch[firstReq[pos]].entry
 			e.Seq = h.Seq + 1
 			e.PrevHash = h.Hash
-			e.Hash = ChainHash(h.Hash, e)
+			if e.Hash, err = ChainHash(h.Hash, e); err != nil {
+				return err
+			}
 			if err := tx.Create(entries.Doc(seqID(e.Seq)), e); err != nil {
 				return fmt.Errorf("create entry %d: %w", e.Seq, err)
 			}

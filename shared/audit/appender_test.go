@@ -284,7 +284,9 @@ func TestVerifyFindsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.Result = "denied"
-			e.Hash = ChainHash(e.PrevHash, e)
+			if e.Hash, err = ChainHash(e.PrevHash, e); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := ref.Set(ctx, e); err != nil {
 				t.Fatal(err)
 			}

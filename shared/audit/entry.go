@@ -23,11 +23,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"waooaw.dev/governance/shared/canonical"
 	"waooaw.dev/governance/shared/events"
 )
 
@@ -125,7 +124,7 @@ func CheckStream(s string) error {
 }
 
 // Canonical returns the bytes that are hashed for e: the RFC 8785 (JSON Canonicalization
-// Scheme) form of the object
+// Scheme) form, written by package canonical, of the object
 //
 //	{"action", "actor_id", "actor_type", "approval_chain", "context", "event_id",
 //	 "event_type", "result", "seq", "target", "time"}
@@ -134,112 +133,64 @@ func CheckStream(s string) error {
 // strings escaped only where JSON requires (\" \\ \b \f \n \r \t, other controls as \u00xx
 // in lowercase hex), everything else as literal UTF-8; seq as a decimal integer; a missing
 // context is {} and a missing approval_chain is []. Any JCS implementation reproduces it.
-func Canonical(e Entry) []byte {
+// An entry with a string that is not UTF-8 has no such form: the error wraps ErrInvalid.
+func Canonical(e Entry) ([]byte, error) {
 	return appendCanonical(make([]byte, 0, 256), e)
 }
 
-func appendCanonical(b []byte, e Entry) []byte {
-	b = append(b, `{"action":`...)
-	b = appendString(b, e.Action)
-	b = append(b, `,"actor_id":`...)
-	b = appendString(b, e.ActorID)
-	b = append(b, `,"actor_type":`...)
-	b = appendString(b, e.ActorType)
-	b = append(b, `,"approval_chain":[`...)
-	for i, s := range e.ApprovalChain {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, s)
-	}
-	b = append(b, `],"context":{`...)
-	keys := make([]string, 0, len(e.Context))
-	for k := range e.Context {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return lessUTF16(keys[i], keys[j]) })
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendString(b, e.Context[k])
-	}
-	b = append(b, `},"event_id":`...)
-	b = appendString(b, e.EventID)
-	b = append(b, `,"event_type":`...)
-	b = appendString(b, e.EventType)
-	b = append(b, `,"result":`...)
-	b = appendString(b, e.Result)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, e.Seq, 10)
-	b = append(b, `,"target":`...)
-	b = appendString(b, e.Target)
-	b = append(b, `,"time":`...)
-	b = appendString(b, e.Time)
-	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c >= 0x20:
-			b = append(b, c)
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+func appendCanonical(b []byte, e Entry) ([]byte, error) {
+	// The member names are written in their sorted order; the values go through package
+	// canonical, which refuses a string that is not UTF-8.
+	var err error
+	var member string // the one being written
+	str := func(name, s string) {
+		if err == nil {
+			member = name
+			b = append(b, name...)
+			b, err = canonical.AppendString(b, s)
 		}
 	}
-	return append(b, '"')
-}
-
-// lessUTF16 orders strings by UTF-16 code units, as RFC 8785 sorts keys. It differs from
-// byte (code point) order only for characters above U+FFFF against U+E000..U+FFFF.
-func lessUTF16(a, b string) bool {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			return utf16Key(ra) < utf16Key(rb)
-		}
-		a, b = a[na:], b[nb:]
+	str(`{"action":`, e.Action)
+	str(`,"actor_id":`, e.ActorID)
+	str(`,"actor_type":`, e.ActorType)
+	if err == nil {
+		member = `,"approval_chain":`
+		b = append(b, member...)
+		b, err = canonical.AppendStrings(b, e.ApprovalChain)
 	}
-	return len(a) < len(b)
-}
-
-// utf16Key packs a rune's UTF-16 code units (high unit first) so that comparing keys
-// compares the unit sequences.
-func utf16Key(r rune) uint32 {
-	if r < 0x10000 {
-		return uint32(r) << 16
+	if err == nil {
+		member = `,"context":`
+		b = append(b, member...)
+		b, err = canonical.AppendStringMap(b, e.Context)
 	}
-	r -= 0x10000
-	return uint32(0xD800+(r>>10))<<16 | uint32(0xDC00+(r&0x3ff))
+	str(`,"event_id":`, e.EventID)
+	str(`,"event_type":`, e.EventType)
+	str(`,"result":`, e.Result)
+	if err == nil {
+		member = `,"seq":`
+		b = append(b, member...)
+		b, err = canonical.AppendInt(b, e.Seq)
+	}
+	str(`,"target":`, e.Target)
+	str(`,"time":`, e.Time)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %q: %s: %w", ErrInvalid, e.EventID, strings.Trim(member, `{,":`), err)
+	}
+	return append(b, '}'), nil
 }
 
 // ChainHash returns hex(sha256(prevHash ‖ Canonical(e))), prevHash being the previous
-// entry's hash as 64 lowercase hex characters (GenesisHash for seq 1).
-func ChainHash(prevHash string, e Entry) string {
+// entry's hash as 64 lowercase hex characters (GenesisHash for seq 1). Its error is
+// Canonical's.
+func ChainHash(prevHash string, e Entry) (string, error) {
 	b := make([]byte, 0, 512)
 	b = append(b, prevHash...)
-	sum := sha256.Sum256(appendCanonical(b, e))
-	return hex.EncodeToString(sum[:])
+	b, err := appendCanonical(b, e)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // seqID is the document id of an entry: zero-padded so that id order is seq order.

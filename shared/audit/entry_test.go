@@ -1,14 +1,18 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gowebpki/jcs"
 
 	"waooaw.dev/governance/shared/events"
 )
@@ -42,13 +46,14 @@ func TestCanonicalGolden(t *testing.T) {
 	}{
 		{"sorted keys and context, arrays", golden1, golden1Canonical},
 		{"escapes, empty collections", golden2, golden2Canonical},
-		{"empty map equals nil map", Entry{Context: map[string]string{}, ApprovalChain: []string{}}, string(Canonical(Entry{}))},
+		{"empty map equals nil map", Entry{Context: map[string]string{}, ApprovalChain: []string{}}, `{"action":"","actor_id":"","actor_type":"","approval_chain":[],"context":{},"event_id":"","event_type":"","result":"","seq":0,"target":"","time":""}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(Canonical(tt.e))
-			if got != tt.want {
-				t.Errorf("Canonical:\n got %s\nwant %s", got, tt.want)
+			c, err := Canonical(tt.e)
+			got := string(c)
+			if err != nil || got != tt.want {
+				t.Errorf("Canonical:\n got %s, %v\nwant %s", got, err, tt.want)
 			}
 			if !json.Valid([]byte(got)) {
 				t.Errorf("Canonical is not valid JSON: %s", got)
@@ -58,18 +63,28 @@ func TestCanonicalGolden(t *testing.T) {
 }
 
 func TestChainHashGolden(t *testing.T) {
-	h1 := ChainHash(GenesisHash, golden1)
-	if h1 != golden1Hash {
-		t.Fatalf("hash 1 = %s, want %s", h1, golden1Hash)
+	h1, err := ChainHash(GenesisHash, golden1)
+	if err != nil || h1 != golden1Hash {
+		t.Fatalf("hash 1 = %s, %v; want %s", h1, err, golden1Hash)
 	}
-	if h2 := ChainHash(h1, golden2); h2 != golden2Hash {
-		t.Fatalf("hash 2 = %s, want %s", h2, golden2Hash)
+	if h2, err := ChainHash(h1, golden2); err != nil || h2 != golden2Hash {
+		t.Fatalf("hash 2 = %s, %v; want %s", h2, err, golden2Hash)
 	}
+}
+
+// mustHash is ChainHash for entries known to be valid.
+func mustHash(t testing.TB, prev string, e Entry) string {
+	t.Helper()
+	h, err := ChainHash(prev, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // Every hashed field must change the hash; PrevHash and Hash must not (they are the link).
 func TestChainHashCoversFields(t *testing.T) {
-	base := ChainHash(GenesisHash, golden1)
+	base := mustHash(t, GenesisHash, golden1)
 	tests := []struct {
 		name    string
 		mutate  func(*Entry)
@@ -94,38 +109,108 @@ func TestChainHashCoversFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := golden1
 			tt.mutate(&e)
-			if changed := ChainHash(GenesisHash, e) != base; changed != tt.changes {
+			if changed := mustHash(t, GenesisHash, e) != base; changed != tt.changes {
 				t.Errorf("hash changed = %v, want %v", changed, tt.changes)
 			}
 		})
 	}
-	if ChainHash(golden1Hash, golden1) == base {
+	if mustHash(t, golden1Hash, golden1) == base {
 		t.Error("prev hash does not change the hash")
 	}
 }
 
-func TestLessUTF16(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want bool
-	}{
-		{"a", "b", true},
-		{"b", "a", false},
-		{"a", "ab", true},
-		{"ab", "a", false},
-		{"a", "a", false},
-		{"", "a", true},
-		// U+1F600 is the surrogate pair D83D DE00, which sorts before U+FF21 in UTF-16 though
-		// after it in code point (and UTF-8 byte) order: RFC 8785 wants UTF-16.
-		{"\U0001F600", "\uFF21", true},
-		{"\uFF21", "\U0001F600", false},
-		{"\U0001F600", "\U0001F601", true},
-		{"\u00e9", "\u4e2d", true},
-	}
-	for _, tt := range tests {
-		if got := lessUTF16(tt.a, tt.b); got != tt.want {
-			t.Errorf("lessUTF16(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+// TestCanonicalIsRFC8785 recomputes the canonical form as an outside verifier would: the
+// entry as JSON (stream fields only) through another RFC 8785 implementation
+// (github.com/gowebpki/jcs), on random entries whose strings hold escapes, non-ASCII and
+// context keys whose UTF-16 and UTF-8 orders differ.
+func TestCanonicalIsRFC8785(t *testing.T) {
+	r := rand.New(rand.NewPCG(8785, 2))
+	pieces := []string{"a", "Z", " ", "\"", "\\", "/", "<&>", "\b", "\t", "\n", "\f", "\r", "\x00", "\x1f", "\x7f",
+		"\u00e9", "\u2028", "\u4e2d", "\ue000", "\uff21", "\uffff", "\U00010000", "\U0001f600"}
+	str := func() string {
+		var sb strings.Builder
+		for range r.IntN(6) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
 		}
+		return sb.String()
+	}
+	for i := range 5000 {
+		e := Entry{EventID: str(), Seq: r.Int64N(1 << 53), Time: str(), EventType: str(), ActorID: str(),
+			ActorType: str(), Action: str(), Target: str(), Result: str()}
+		if r.IntN(4) > 0 {
+			e.Context = map[string]string{}
+			for range r.IntN(20) {
+				e.Context[str()] = str()
+			}
+		}
+		for range r.IntN(3) {
+			e.ApprovalChain = append(e.ApprovalChain, str())
+		}
+		got, err := Canonical(e)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		// Stored, the entry has its context and approval chain as {} and [] when empty.
+		if e.Context == nil {
+			e.Context = map[string]string{}
+		}
+		if e.ApprovalChain == nil {
+			e.ApprovalChain = []string{}
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "prev_hash")
+		delete(m, "hash")
+		if raw, err = json.Marshal(m); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := jcs.Transform(raw)
+		if err != nil {
+			t.Fatalf("jcs.Transform(%s): %v", raw, err)
+		}
+		if string(got) != string(ref) {
+			t.Fatalf("entry %d:\n got %s\njcs %s", i, got, ref)
+		}
+	}
+}
+
+// An entry with a string that is not UTF-8 has no RFC 8785 form: Canonical, ChainHash and
+// the append path refuse it as invalid, naming the event and the field, before anything is
+// written.
+func TestNonUTF8EntryIsRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Entry)
+		field  string
+	}{
+		{"action", func(e *Entry) { e.Action = "ap\xffprove" }, "action"},
+		{"context key", func(e *Entry) { e.Context = map[string]string{"\xed\xa0\x80": "v"} }, "context"},
+		{"context value", func(e *Entry) { e.Context = map[string]string{"k": "\xc3"} }, "context"},
+		{"approval chain", func(e *Entry) { e.ApprovalChain = []string{"ok", "\xc0\x80"} }, "approval_chain"},
+		{"time", func(e *Entry) { e.Time = "2026\xff" }, "time"},
+	}
+	appender := NewAppender(nil) // refused before any Firestore call
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := golden1
+			tt.mutate(&e)
+			want := `event "ev-1": ` + tt.field + ": "
+			if c, err := Canonical(e); !errors.Is(err, ErrInvalid) || c != nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Canonical = %q, %v; want ErrInvalid saying %s", c, err, want)
+			}
+			if h, err := ChainHash(GenesisHash, e); !errors.Is(err, ErrInvalid) || h != "" {
+				t.Errorf("ChainHash = %q, %v; want ErrInvalid", h, err)
+			}
+			if _, err := appender.AppendEntry(context.Background(), "eng-1", e); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not valid UTF-8") {
+				t.Errorf("AppendEntry err = %v; want ErrInvalid for UTF-8", err)
+			}
+		})
 	}
 }
 
@@ -174,7 +259,7 @@ func TestFromEnvelope(t *testing.T) {
 }
 
 // chain builds n correctly linked entries.
-func chain(n int) []Entry {
+func chain(t testing.TB, n int) []Entry {
 	out := make([]Entry, n)
 	prev := GenesisHash
 	for i := range out {
@@ -182,7 +267,7 @@ func chain(n int) []Entry {
 		e.Seq = int64(i + 1)
 		e.EventID = seqID(e.Seq)
 		e.PrevHash = prev
-		e.Hash = ChainHash(prev, e)
+		e.Hash = mustHash(t, prev, e)
 		prev = e.Hash
 		out[i] = e
 	}
@@ -204,7 +289,7 @@ func TestChecker(t *testing.T) {
 		}, p(3), 2},
 		{"altered and rehashed, next link breaks", func(es []Entry, ids []string, h *head) ([]Entry, []string, *head) {
 			es[2].Result = "denied"
-			es[2].Hash = ChainHash(es[2].PrevHash, es[2])
+			es[2].Hash = mustHash(t, es[2].PrevHash, es[2])
 			return es, ids, h
 		}, p(4), 3},
 		{"gap", func(es []Entry, ids []string, h *head) ([]Entry, []string, *head) {
@@ -233,7 +318,7 @@ func TestChecker(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			es := chain(5)
+			es := chain(t, 5)
 			ids := make([]string, len(es))
 			for i, e := range es {
 				ids[i] = seqID(e.Seq)
@@ -316,10 +401,16 @@ func render(e ast.Expr) string {
 func BenchmarkChainHash(b *testing.B) {
 	e := golden1
 	b.ReportAllocs()
-	b.SetBytes(int64(len(Canonical(e))))
+	c, err := Canonical(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(c)))
 	prev := GenesisHash
 	for b.Loop() {
-		prev = ChainHash(prev, e)
+		if prev, err = ChainHash(prev, e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -327,6 +418,8 @@ func BenchmarkCanonical(b *testing.B) {
 	e := golden1
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = Canonical(e)
+		if _, err := Canonical(e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -131,7 +131,8 @@ func (c *checker) add(docID string, e Entry) {
 		return
 	}
 	next := c.n + 1
-	if docID != seqID(next) || e.Seq != next || e.PrevHash != c.hash || ChainHash(c.hash, e) != e.Hash {
+	hash, err := ChainHash(c.hash, e)
+	if docID != seqID(next) || e.Seq != next || e.PrevHash != c.hash || err != nil || hash != e.Hash {
 		c.fail()
 		return
 	}
