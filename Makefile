@@ -3,6 +3,8 @@
 # make lint    gofmt and go vet over every module of go.work, terraform fmt -check
 # make package dist/<function>.zip for each function, each building alone
 # make bench   every module's benchmarks, figures printed (and kept in .local/bench.txt)
+# make load    with `make run` up: the pdp against `opa run --server` under load, the gateway's
+#              refused route, attestations counted (LOAD_FLAGS: e.g. -corr run -d 20s)
 # make clean   build output (dist/, .local/bin, .local/logs); keys and secrets stay
 
 SHELL := bash
@@ -14,7 +16,7 @@ LOCAL_BIN := .local/bin/waooaw-local
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/vendor/*' -not -path '*/testdata/*')
 
-.PHONY: run test test-modules lint package bench bench-modules clean waooaw-local modules
+.PHONY: run test test-modules lint package bench bench-modules load clean waooaw-local modules
 
 # $(shell) hides a failing `go list`; an empty module list must not pass as "all green".
 modules:
@@ -67,6 +69,9 @@ bench-modules: modules
 		echo "=== go test -bench $${d#$(CURDIR)/}"; \
 		( cd "$$d" && $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./... ) || exit 1; \
 	done
+
+load:
+	$(GO) run ./infra/local/cmd/loadtest $(LOAD_FLAGS)
 
 clean:
 	rm -rf $(DIST) .local/bin .local/logs
