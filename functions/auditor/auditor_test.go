@@ -25,10 +25,10 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"waooaw.dev/governance/infra/local/emulators"
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/shared/audit"
-	"waooaw.dev/governance/shared/emulators"
 	"waooaw.dev/governance/shared/events"
-	"waooaw.dev/governance/shared/infraspec"
 	"waooaw.dev/governance/shared/store"
 )
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/policies"
 	"waooaw.dev/governance/shared/auth"
 )
@@ -21,7 +22,7 @@ func TestEveryDecisionIsAttested(t *testing.T) {
 	h := newHarness(t)
 	now := time.Now()
 	bearer := func(role string) *http.Request {
-		c := auth.NewClaims(issuer, audience, "user:"+role, role, "eng-attest", now.Add(-time.Minute), time.Hour)
+		c := devauth.NewClaims(issuer, audience, "user:"+role, role, "eng-attest", now.Add(-time.Minute), time.Hour)
 		tok, err := h.key.Sign(c)
 		if err != nil {
 			t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/gateway"
-	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/infra/local/emulators"
 )
 
 // percentile returns the p-th percentile (0..100) of sorted durations, in milliseconds.

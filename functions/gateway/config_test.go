@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
@@ -101,7 +102,7 @@ func TestGatewayEntryPoint(t *testing.T) {
 	if a.status != http.StatusAccepted {
 		t.Fatalf("configured: %d %s", a.status, a.raw)
 	}
-	tok, err := h.key.Sign(auth.NewClaims(issuer, audience, "user:g", auth.RoleGovernor, "eng-e", time.Now(), time.Minute))
+	tok, err := h.key.Sign(devauth.NewClaims(issuer, audience, "user:g", auth.RoleGovernor, "eng-e", time.Now(), time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/infra/local/devauth"
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/shared/auth"
-	"waooaw.dev/governance/shared/emulators"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 	"waooaw.dev/governance/shared/secrets"
 )
 
@@ -33,13 +35,13 @@ var devSecret = []byte("dev-secret-for-tests")
 // Key generation costs tens of milliseconds: one pair serves the whole test binary.
 var (
 	keyOnce sync.Once
-	keyPair *auth.KeyPair
+	keyPair *devauth.KeyPair
 	keyErr  error
 )
 
-func testKey(t testing.TB) *auth.KeyPair {
+func testKey(t testing.TB) *devauth.KeyPair {
 	t.Helper()
-	keyOnce.Do(func() { keyPair, keyErr = auth.GenerateKeyPair() })
+	keyOnce.Do(func() { keyPair, keyErr = devauth.GenerateKeyPair() })
 	if keyErr != nil {
 		t.Fatal(keyErr)
 	}
@@ -51,11 +53,11 @@ func testKey(t testing.TB) *auth.KeyPair {
 type harness struct {
 	env     *emulators.Env
 	url     string
-	key     *auth.KeyPair
+	key     *devauth.KeyPair
 	tap     *emulators.Tap
 	dir     string // secrets
 	opts    gateway.Options
-	attest  *policy.MemorySink // every decision the gateway's policy engine attested
+	attest  *policytest.MemorySink // every decision the gateway's policy engine attested
 	attr    *policy.Attester
 	noTopic bool
 	logTo   io.Writer
@@ -110,7 +112,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	default:
 		h.opts.Logger = logging.New(io.Discard, nil)
 	}
-	h.attest = &policy.MemorySink{}
+	h.attest = &policytest.MemorySink{}
 	h.attr = policy.NewAttester(h.attest, policy.WithBatch(1, time.Millisecond))
 	t.Cleanup(func() { h.attr.Close(context.Background()) })
 	engine, err := policy.New(policy.WithAttester(h.attr))

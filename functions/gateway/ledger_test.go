@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/shared/events"
 )
 

@@ -11,6 +11,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/store"
@@ -41,12 +42,12 @@ func TestVerifyStream(t *testing.T) {
 	}
 
 	now := time.Now()
-	other, err := auth.GenerateKeyPair()
+	other, err := devauth.GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := func(kp *auth.KeyPair, mutate func(*auth.Claims)) string {
-		c := auth.NewClaims(issuer, audience, "user:ada", auth.RoleAuditor, stream, now.Add(-time.Minute), time.Hour)
+	token := func(kp *devauth.KeyPair, mutate func(*auth.Claims)) string {
+		c := devauth.NewClaims(issuer, audience, "user:ada", auth.RoleAuditor, stream, now.Add(-time.Minute), time.Hour)
 		if mutate != nil {
 			mutate(&c)
 		}

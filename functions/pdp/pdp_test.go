@@ -12,10 +12,11 @@ import (
 
 	"waooaw.dev/governance/functions/pdp"
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 )
 
 func TestHandler(t *testing.T) {
-	sink := &policy.MemorySink{}
+	sink := &policytest.MemorySink{}
 	att := policy.NewAttester(sink)
 	h, err := pdp.Setup(policy.WithAttester(att))
 	if err != nil {
@@ -79,7 +80,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestDecisionIDMatchesAttestation(t *testing.T) {
-	sink := &policy.MemorySink{}
+	sink := &policytest.MemorySink{}
 	att := policy.NewAttester(sink)
 	h, err := pdp.Setup(policy.WithAttester(att))
 	if err != nil {

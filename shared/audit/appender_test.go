@@ -13,7 +13,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
-	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/store"
 )

@@ -1,11 +1,9 @@
-package auth
+package auth_test
 
 import (
 	"context"
-	"crypto/rsa"
 	"encoding/base64"
 	"errors"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +15,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"waooaw.dev/governance/infra/local/devauth"
+	"waooaw.dev/governance/shared/auth"
 )
 
 const (
@@ -27,65 +28,21 @@ const (
 // Key generation costs tens of milliseconds; the tests share two pairs.
 var (
 	keysOnce sync.Once
-	kpA, kpB *KeyPair
+	kpA, kpB *devauth.KeyPair
 	keysErr  error
 )
 
-func testKeys(t *testing.T) (*KeyPair, *KeyPair) {
+func testKeys(t *testing.T) (*devauth.KeyPair, *devauth.KeyPair) {
 	t.Helper()
 	keysOnce.Do(func() {
-		if kpA, keysErr = GenerateKeyPair(); keysErr == nil {
-			kpB, keysErr = GenerateKeyPair()
+		if kpA, keysErr = devauth.GenerateKeyPair(); keysErr == nil {
+			kpB, keysErr = devauth.GenerateKeyPair()
 		}
 	})
 	if keysErr != nil {
 		t.Fatal(keysErr)
 	}
 	return kpA, kpB
-}
-
-func TestThumbprintRFC7638(t *testing.T) {
-	// The example key of RFC 7638 section 3.1 and its published thumbprint.
-	n, err := base64.RawURLEncoding.DecodeString("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: 65537}
-	if got, want := Thumbprint(pub), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"; got != want {
-		t.Fatalf("Thumbprint = %s, want %s", got, want)
-	}
-}
-
-func TestKeyPairPEMAndJWKSRoundTrip(t *testing.T) {
-	a, b := testKeys(t)
-	pemBytes, err := a.PEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := ParseKeyPairPEM(pemBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back.KID != a.KID || !back.Private.Equal(a.Private) {
-		t.Fatal("PEM round trip changed the key")
-	}
-	if _, err := ParseKeyPairPEM([]byte("not pem")); err == nil {
-		t.Fatal("garbage parsed as a key")
-	}
-	doc, err := EncodeJWKS(a, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ParseJWKS(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 2 || !keys[a.KID].Equal(&a.Private.PublicKey) || !keys[b.KID].Equal(&b.Private.PublicKey) {
-		t.Fatalf("JWKS round trip: %v", keys)
-	}
-	if strings.Contains(string(doc), `"d"`) {
-		t.Fatal("JWKS leaks the private exponent")
-	}
 }
 
 func TestParseJWKS(t *testing.T) {
@@ -103,7 +60,7 @@ func TestParseJWKS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, err := ParseJWKS([]byte(tt.doc))
+			keys, err := auth.ParseJWKS([]byte(tt.doc))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -119,23 +76,29 @@ func TestParseJWKS(t *testing.T) {
 
 func TestVerifier(t *testing.T) {
 	a, b := testKeys(t)
-	doc, err := EncodeJWKS(a)
+	doc, err := devauth.EncodeJWKS(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := StaticJWKS(doc)
+	keys, err := auth.StaticJWKS(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	v, err := NewVerifier(testIssuer, testAudience, keys, WithClock(func() time.Time { return now }))
+	v, err := auth.NewVerifier(testIssuer, testAudience, keys, auth.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := func() Claims {
-		return NewClaims(testIssuer, testAudience, "user:1", RoleAuditor, "eng-1", now.Add(-time.Minute), time.Hour)
+	good := func() auth.Claims {
+		return devauth.NewClaims(testIssuer, testAudience, "user:1", auth.RoleAuditor, "eng-1", now.Add(-time.Minute), time.Hour)
 	}
-	sign := func(kp *KeyPair, c Claims) string {
+	// with is a good token's claims changed by f.
+	with := func(f func(*auth.Claims)) auth.Claims {
+		c := good()
+		f(&c)
+		return c
+	}
+	sign := func(kp *devauth.KeyPair, c auth.Claims) string {
 		tok, err := kp.Sign(c)
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +106,7 @@ func TestVerifier(t *testing.T) {
 		return tok
 	}
 	// b's key announced under a's kid: the signature must not verify.
-	impostor := &KeyPair{Private: b.Private, KID: a.KID}
+	impostor := &devauth.KeyPair{Private: b.Private, KID: a.KID}
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, good())
 	hs.Header["kid"] = a.KID
 	hsTok, err := hs.SignedString([]byte("shared"))
@@ -162,15 +125,15 @@ func TestVerifier(t *testing.T) {
 		wantErr string // "" = valid
 	}{
 		{"valid", sign(a, good()), ""},
-		{"expired", sign(a, func() Claims { c := good(); c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Minute)); return c }()), "expired"},
-		{"expired within leeway", sign(a, func() Claims { c := good(); c.ExpiresAt = jwt.NewNumericDate(now.Add(-10 * time.Second)); return c }()), ""},
-		{"no exp", sign(a, func() Claims { c := good(); c.ExpiresAt = nil; return c }()), "exp"},
-		{"bad issuer", sign(a, func() Claims { c := good(); c.Issuer = "https://evil.test"; return c }()), "issuer"},
-		{"bad audience", sign(a, func() Claims { c := good(); c.Audience = jwt.ClaimStrings{"other"}; return c }()), "audience"},
-		{"not yet valid", sign(a, func() Claims { c := good(); c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)); return c }()), "not valid yet"},
-		{"issued in the future", sign(a, func() Claims { c := good(); c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)); return c }()), "before issued"},
-		{"unknown role", sign(a, func() Claims { c := good(); c.Role = "root"; return c }()), "unknown role"},
-		{"no subject", sign(a, func() Claims { c := good(); c.Subject = ""; return c }()), "sub is empty"},
+		{"expired", sign(a, with(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Minute)) })), "expired"},
+		{"expired within leeway", sign(a, with(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-10 * time.Second)) })), ""},
+		{"no exp", sign(a, with(func(c *auth.Claims) { c.ExpiresAt = nil })), "exp"},
+		{"bad issuer", sign(a, with(func(c *auth.Claims) { c.Issuer = "https://evil.test" })), "issuer"},
+		{"bad audience", sign(a, with(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"other"} })), "audience"},
+		{"not yet valid", sign(a, with(func(c *auth.Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) })), "not valid yet"},
+		{"issued in the future", sign(a, with(func(c *auth.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) })), "before issued"},
+		{"unknown role", sign(a, with(func(c *auth.Claims) { c.Role = "root" })), "unknown role"},
+		{"no subject", sign(a, with(func(c *auth.Claims) { c.Subject = "" })), "sub is empty"},
 		{"unknown kid", sign(b, good()), "unknown key id"},
 		{"wrong key under a known kid", sign(impostor, good()), "signature is invalid"},
 		{"HS256 refused", hsTok, "signing method HS256 is invalid"},
@@ -185,13 +148,13 @@ func TestVerifier(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
-				if c.Subject != "user:1" || c.Role != RoleAuditor || c.Engagement != "eng-1" {
+				if c.Subject != "user:1" || c.Role != auth.RoleAuditor || c.Engagement != "eng-1" {
 					t.Fatalf("claims = %+v", c)
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want ErrInvalidToken containing %q", err, tt.wantErr)
+			if !errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want auth.ErrInvalidToken containing %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -202,7 +165,7 @@ func TestJWKSOverHTTPRotatesAndSurvivesOutage(t *testing.T) {
 	var served atomic.Pointer[[]byte]
 	var fetches atomic.Int32
 	var down atomic.Bool
-	docA, _ := EncodeJWKS(a)
+	docA, _ := devauth.EncodeJWKS(a)
 	served.Store(&docA)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
@@ -215,11 +178,11 @@ func TestJWKSOverHTTPRotatesAndSurvivesOutage(t *testing.T) {
 	defer srv.Close()
 
 	now := time.Unix(1_000_000, 0)
-	k, err := NewJWKS(srv.URL+"/jwks.json", WithRefresh(time.Hour, 30*time.Second))
+	k, err := auth.NewJWKS(srv.URL+"/jwks.json", auth.WithRefresh(time.Hour, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.now = func() time.Time { return now }
+	auth.SetJWKSClock(k, func() time.Time { return now })
 	ctx := context.Background()
 
 	steps := []struct {
@@ -232,10 +195,10 @@ func TestJWKSOverHTTPRotatesAndSurvivesOutage(t *testing.T) {
 	}{
 		{"first use fetches", 0, nil, a.KID, true, 1},
 		{"cached", time.Second, nil, a.KID, true, 1},
-		{"unknown kid refetches", time.Minute, func() { d, _ := EncodeJWKS(a, b); served.Store(&d) }, b.KID, true, 2},
+		{"unknown kid refetches", time.Minute, func() { d, _ := devauth.EncodeJWKS(a, b); served.Store(&d) }, b.KID, true, 2},
 		{"unknown kid again is rate limited", time.Second, nil, "nope", false, 2},
 		{"outage keeps old keys", 2 * time.Hour, func() { down.Store(true) }, a.KID, true, 3},
-		{"recovered after min interval", time.Minute, func() { down.Store(false); d, _ := EncodeJWKS(b); served.Store(&d) }, a.KID, false, 4},
+		{"recovered after min interval", time.Minute, func() { down.Store(false); d, _ := devauth.EncodeJWKS(b); served.Store(&d) }, a.KID, false, 4},
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
@@ -246,8 +209,8 @@ func TestJWKSOverHTTPRotatesAndSurvivesOutage(t *testing.T) {
 		if (err == nil) != s.wantOK {
 			t.Fatalf("%s: err = %v, want ok=%v", s.name, err, s.wantOK)
 		}
-		if !s.wantOK && !errors.Is(err, ErrUnknownKey) {
-			t.Fatalf("%s: err = %v, want ErrUnknownKey", s.name, err)
+		if !s.wantOK && !errors.Is(err, auth.ErrUnknownKey) {
+			t.Fatalf("%s: err = %v, want auth.ErrUnknownKey", s.name, err)
 		}
 		if got := fetches.Load(); got != s.wantFetches {
 			t.Fatalf("%s: fetches = %d, want %d", s.name, got, s.wantFetches)
@@ -262,26 +225,26 @@ func TestJWKSFileURLAndBadURLs(t *testing.T) {
 	if err := os.WriteFile(path, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k, err := NewJWKS("file://" + path)
+	k, err := auth.NewJWKS("file://" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pub, err := k.Key(context.Background(), a.KID); err != nil || !pub.Equal(&a.Private.PublicKey) {
 		t.Fatalf("file JWKS Key = %v, %v", pub, err)
 	}
-	missing, err := NewJWKS("file://" + path + ".missing")
+	missing, err := auth.NewJWKS("file://" + path + ".missing")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := missing.Key(context.Background(), a.KID); err == nil || errors.Is(err, ErrUnknownKey) {
+	if _, err := missing.Key(context.Background(), a.KID); err == nil || errors.Is(err, auth.ErrUnknownKey) {
 		t.Fatalf("missing file: err = %v, want a read error", err)
 	}
 	for _, bad := range []string{"ftp://x/jwks", "file://", "::"} {
-		if _, err := NewJWKS(bad); err == nil {
-			t.Errorf("NewJWKS(%q) accepted", bad)
+		if _, err := auth.NewJWKS(bad); err == nil {
+			t.Errorf("auth.NewJWKS(%q) accepted", bad)
 		}
 	}
-	if _, err := StaticJWKS([]byte(`{"keys":[]}`)); err == nil {
+	if _, err := auth.StaticJWKS([]byte(`{"keys":[]}`)); err == nil {
 		t.Error("empty static JWKS accepted")
 	}
 }
@@ -291,21 +254,21 @@ func TestBearerToken(t *testing.T) {
 		header, want string
 		err          error
 	}{
-		{"", "", ErrNoToken},
+		{"", "", auth.ErrNoToken},
 		{"Bearer abc", "abc", nil},
 		{"bearer  abc ", "abc", nil},
-		{"Basic abc", "", ErrInvalidToken},
-		{"Bearer", "", ErrInvalidToken},
-		{"Bearer  ", "", ErrInvalidToken},
+		{"Basic abc", "", auth.ErrInvalidToken},
+		{"Bearer", "", auth.ErrInvalidToken},
+		{"Bearer  ", "", auth.ErrInvalidToken},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "/", nil)
 		if tt.header != "" {
 			r.Header.Set("Authorization", tt.header)
 		}
-		got, err := BearerToken(r)
+		got, err := auth.BearerToken(r)
 		if got != tt.want || !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
-			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tt.header, got, err, tt.want, tt.err)
+			t.Errorf("auth.BearerToken(%q) = %q, %v; want %q, %v", tt.header, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"time"
 
+	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/shared/auth"
 )
 
-// A dev issuer: one key pair, its JWKS for the verifier, a token signed with it.
-func ExampleKeyPair_Sign() {
-	kp, err := auth.GenerateKeyPair()
+// An issuer (here the dev one): one key pair, its JWKS for the verifier, a token signed with
+// it and verified.
+func ExampleVerifier_Verify() {
+	kp, err := devauth.GenerateKeyPair()
 	if err != nil {
 		panic(err)
 	}
@@ -27,7 +29,7 @@ func ExampleKeyPair_Sign() {
 	if err != nil {
 		panic(err)
 	}
-	tok, err := kp.Sign(auth.NewClaims("http://issuer.local", "waooaw-governance", "user:ada", auth.RoleGovernor, "eng-1", time.Now(), time.Hour))
+	tok, err := kp.Sign(devauth.NewClaims("http://issuer.local", "waooaw-governance", "user:ada", auth.RoleGovernor, "eng-1", time.Now(), time.Hour))
 	if err != nil {
 		panic(err)
 	}

@@ -1,7 +1,7 @@
 // Package auth authenticates callers of the platform's HTTP functions: RS256 bearer tokens
 // checked against a configured issuer, audience and JWKS, and HMAC-SHA256 signed webhooks.
-// It also holds the key, JWKS and token-signing helpers that the local stack's dev issuer
-// and the tests use, so signing and verifying share one implementation.
+// It only verifies tokens: keys are made and tokens signed by the issuer (locally
+// infra/local/devauth, which the tests use too).
 package auth
 
 import (

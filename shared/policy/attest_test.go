@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 )
 
 func atts(n int) []policy.Attestation {
@@ -39,7 +40,7 @@ func TestAttesterBatchesAndRetries(t *testing.T) {
 		{"retried after failures", 12, 4, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sink := &policy.MemorySink{FailNext: tc.failures}
+			sink := &policytest.MemorySink{FailNext: tc.failures}
 			var errs int
 			var mu sync.Mutex
 			a := policy.NewAttester(sink, policy.WithBatch(tc.batch, time.Millisecond), policy.WithRetryBackoff(time.Millisecond),
@@ -70,7 +71,7 @@ func TestAttesterBatchesAndRetries(t *testing.T) {
 
 // gate blocks every send until released, to fill the queue.
 type gate struct {
-	policy.MemorySink
+	policytest.MemorySink
 	release chan struct{}
 }
 
@@ -113,7 +114,7 @@ func TestAttesterBlocksWhenFullInsteadOfDropping(t *testing.T) {
 }
 
 func TestAttesterCloseReportsUndelivered(t *testing.T) {
-	sink := &policy.MemorySink{FailNext: 1 << 30}
+	sink := &policytest.MemorySink{FailNext: 1 << 30}
 	a := policy.NewAttester(sink, policy.WithBatch(2, time.Millisecond), policy.WithRetryBackoff(time.Millisecond),
 		policy.WithErrorHandler(func(error) {}))
 	for _, x := range atts(5) {
@@ -167,7 +168,7 @@ func TestWriterSinkWritesJSONLines(t *testing.T) {
 }
 
 func TestAttesterDeliversEveryAcceptedAttestationUnderLoad(t *testing.T) {
-	sink := &policy.MemorySink{FailNext: 2}
+	sink := &policytest.MemorySink{FailNext: 2}
 	a := policy.NewAttester(sink, policy.WithQueueSize(8), policy.WithBatch(3, 50*time.Microsecond),
 		policy.WithRetryBackoff(time.Microsecond), policy.WithErrorHandler(func(error) {}))
 	var wg sync.WaitGroup

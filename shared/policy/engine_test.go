@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 )
 
 var ctx = context.Background()
@@ -247,7 +248,7 @@ func TestCompileErrorNamesFileAndLine(t *testing.T) {
 }
 
 func TestAttestationsMatchDecisions(t *testing.T) {
-	sink := &policy.MemorySink{}
+	sink := &policytest.MemorySink{}
 	att := policy.NewAttester(sink, policy.WithBatch(3, time.Hour))
 	e := newEngine(t, policy.WithAttester(att))
 	inputs := []map[string]any{

@@ -5,10 +5,11 @@ import (
 	"fmt"
 
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 )
 
 func ExampleEngine_Decide() {
-	sink := &policy.MemorySink{} // production: the Pub/Sub sink on policy_attestations
+	sink := &policytest.MemorySink{} // production: the Pub/Sub sink on policy_attestations
 	att := policy.NewAttester(sink)
 	eng, err := policy.New(policy.WithAttester(att))
 	if err != nil {

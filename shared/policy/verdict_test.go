@@ -5,10 +5,11 @@ import (
 	"testing"
 
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/policytest"
 )
 
 func TestDecideAll(t *testing.T) {
-	sink := &policy.MemorySink{}
+	sink := &policytest.MemorySink{}
 	att := policy.NewAttester(sink)
 	e := newEngine(t, policy.WithAttester(att), policy.WithData(map[string]any{"engagements": map[string]any{"eng-1": map[string]any{"governor": "gov-1"}}}))
 	for _, tc := range []struct {

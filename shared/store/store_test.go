@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"waooaw.dev/governance/shared/emulators"
+	"waooaw.dev/governance/infra/local/emulators"
 )
 
 func TestProjectID(t *testing.T) {

@@ -1,6 +1,8 @@
 // Package devauth is the local stack's stand-in for the identity provider: one RSA signing key
 // kept on disk (so tokens survive a restart of the stack), its JWKS served over loopback HTTP,
-// and tokens signed with it in the platform's claim shape.
+// and tokens signed with it in the platform's claim shape. Key generation and signing live
+// here rather than in shared/auth because no deployed function signs a token; the tests of
+// token verification sign theirs with this package too.
 package devauth
 
 import (
@@ -12,8 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"waooaw.dev/governance/shared/auth"
 )
 
 // KeyFile is the private key's file name inside the state folder.
@@ -24,7 +24,7 @@ const JWKSPath = "/.well-known/jwks.json"
 
 // Issuer signs development tokens.
 type Issuer struct {
-	Key      *auth.KeyPair
+	Key      *KeyPair
 	Issuer   string // the iss claim the gateway expects
 	Audience string // the aud claim the gateway expects
 }
@@ -32,11 +32,11 @@ type Issuer struct {
 // LoadOrCreateKey reads the key at <stateDir>/KeyFile, creating it (mode 0600) on first use.
 // Creation is exclusive, so a stack and a `token` command racing on a fresh checkout still
 // end up with one key.
-func LoadOrCreateKey(stateDir string) (*auth.KeyPair, error) {
+func LoadOrCreateKey(stateDir string) (*KeyPair, error) {
 	path := filepath.Join(stateDir, KeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		k, err := auth.ParseKeyPairPEM(b)
+		k, err := ParseKeyPairPEM(b)
 		if err != nil {
 			return nil, fmt.Errorf("devauth: %s: %w", path, err)
 		}
@@ -45,7 +45,7 @@ func LoadOrCreateKey(stateDir string) (*auth.KeyPair, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("devauth: read key: %w", err)
 	}
-	k, err := auth.GenerateKeyPair()
+	k, err := GenerateKeyPair()
 	if err != nil {
 		return nil, fmt.Errorf("devauth: %w", err)
 	}
@@ -84,7 +84,7 @@ func (i *Issuer) Token(subject, role, engagement string, ttl time.Duration) (str
 	if subject == "" || role == "" {
 		return "", errors.New("devauth: a token needs a subject and a role")
 	}
-	c := auth.NewClaims(i.Issuer, i.Audience, subject, role, engagement, time.Now(), ttl)
+	c := NewClaims(i.Issuer, i.Audience, subject, role, engagement, time.Now(), ttl)
 	tok, err := i.Key.Sign(c)
 	if err != nil {
 		return "", fmt.Errorf("devauth: %w", err)

@@ -60,7 +60,7 @@ func TestTokenVerifiesAgainstServedJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := auth.GenerateKeyPair()
+	other, err := GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,9 @@ const FrameworkPackage = "github.com/GoogleCloudPlatform/functions-framework-go/
 
 // Result says what staging had to do.
 type Result struct {
-	// Tidied is true when the function's go.mod or go.sum lacked what a build without the
-	// workspace needs (typically after shared/ gained a dependency); the package has it.
+	// Tidied is true when the function's go.mod or go.sum lacked a requirement or checksum
+	// that a build without the workspace needs (typically after shared/ gained a dependency);
+	// the package has it. Requirements dropped because only tests used them do not count.
 	Tidied bool
 }
 
@@ -54,6 +55,11 @@ func Build(ctx context.Context, fnDir, zipPath string) (Result, error) {
 // relative path is copied under DepsDir and pointed there, then, with the workspace switched
 // off, `go mod tidy` completes the requirements against the copied modules and
 // `go mod vendor` fills vendor/.
+//
+// Cloud Functions never runs tests, so neither the function nor the copied modules bring
+// their _test.go files or testdata folders: what only tests import (the emulators, the dev
+// token issuer, test-support packages) is then neither required nor vendored, and a
+// replaced module the function's code does not import is left out altogether.
 func Stage(ctx context.Context, fnDir, work string) (Result, error) {
 	var res Result
 	if err := copyTree(fnDir, work); err != nil {
@@ -63,6 +69,12 @@ func Stage(ctx context.Context, fnDir, work string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	before, err := modLines(work, mod)
+	if err != nil {
+		return res, err
+	}
+	type local struct{ old, dir string }
+	var locals []local
 	used := map[string]bool{}
 	for _, r := range mod.Replace {
 		if !localPath(r.New.Path) {
@@ -80,21 +92,50 @@ func Stage(ctx context.Context, fnDir, work string) (Result, error) {
 		if err := goCmd(ctx, work, "mod", "edit", "-replace="+old+"=./"+DepsDir+"/"+dst); err != nil {
 			return res, err
 		}
+		locals = append(locals, local{old, dst})
 	}
 	// In the workspace a function builds against go.work's combined requirements; alone it
-	// has only its own go.mod, which lags whenever a replaced module gains a dependency.
-	before, err := modFiles(work)
-	if err != nil {
-		return res, err
-	}
+	// has only its own go.mod, which lags whenever a replaced module gains a dependency, and
+	// which also lists what only its tests need.
 	if err := goCmd(ctx, work, "mod", "tidy"); err != nil {
 		return res, err
 	}
-	after, err := modFiles(work)
+	tidied, err := readGoMod(ctx, work)
 	if err != nil {
 		return res, err
 	}
-	res.Tidied = !bytes.Equal(before, after)
+	required := map[string]bool{}
+	for _, r := range tidied.Require {
+		required[r.Path] = true
+	}
+	var dropped bool
+	for _, l := range locals {
+		if required[strings.SplitN(l.old, "@", 2)[0]] {
+			continue
+		}
+		if err := goCmd(ctx, work, "mod", "edit", "-dropreplace="+l.old); err != nil {
+			return res, err
+		}
+		if err := os.RemoveAll(filepath.Join(work, DepsDir, l.dir)); err != nil {
+			return res, fmt.Errorf("funczip: %w", err)
+		}
+		dropped = true
+	}
+	if dropped {
+		if err := goCmd(ctx, work, "mod", "tidy"); err != nil {
+			return res, err
+		}
+	}
+	after, err := modLines(work, nil)
+	if err != nil {
+		return res, err
+	}
+	for l := range after {
+		if !before[l] {
+			res.Tidied = true
+			break
+		}
+	}
 	if err := goCmd(ctx, work, "mod", "vendor"); err != nil {
 		return res, err
 	}
@@ -108,22 +149,35 @@ func Stage(ctx context.Context, fnDir, work string) (Result, error) {
 	return res, nil
 }
 
-// modFiles is go.mod and go.sum, concatenated, for comparison (go.mod with the replaces
-// already rewritten, so only tidy's changes count).
-func modFiles(dir string) ([]byte, error) {
-	var out []byte
-	for _, f := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("funczip: %w", err)
+// modLines is what a module asks for, one string per requirement ("path version") and per
+// go.sum line, so that what tidy added can be told from what it removed. mod is the parsed
+// go.mod, or nil to read it from dir.
+func modLines(dir string, mod *goMod) (map[string]bool, error) {
+	if mod == nil {
+		var err error
+		if mod, err = readGoMod(context.Background(), dir); err != nil {
+			return nil, err
 		}
-		out = append(append(out, b...), 0)
 	}
-	return out, nil
+	lines := map[string]bool{}
+	for _, r := range mod.Require {
+		lines[r.Path+" "+r.Version] = true
+	}
+	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("funczip: %w", err)
+	}
+	for _, l := range strings.Split(string(sum), "\n") {
+		if l != "" {
+			lines["sum "+l] = true
+		}
+	}
+	return lines, nil
 }
 
 type goMod struct {
 	Module  struct{ Path string }
+	Require []struct{ Path, Version string }
 	Replace []struct {
 		Old, New struct{ Path, Version string }
 	}
@@ -186,13 +240,14 @@ func goOutput(ctx context.Context, dir string, args ...string) ([]byte, error) {
 }
 
 // skip says which entries never belong in a package: version control, an old vendor folder
-// (rebuilt from go.mod), test binaries and profiles.
+// (rebuilt from go.mod), tests and their data (Cloud Functions never runs them, and go build
+// ignores both), test binaries and profiles.
 func skip(rel string, d fs.DirEntry) bool {
 	base := d.Name()
 	if d.IsDir() {
-		return base == ".git" || rel == "vendor"
+		return base == ".git" || base == "testdata" || rel == "vendor"
 	}
-	return strings.HasSuffix(base, ".test") || strings.HasSuffix(base, ".prof")
+	return strings.HasSuffix(base, "_test.go") || strings.HasSuffix(base, ".test") || strings.HasSuffix(base, ".prof")
 }
 
 // copyTree copies the regular files of src to dst, keeping modes.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"waooaw.dev/governance/shared/infraspec"
+	"waooaw.dev/governance/infra/local/infraspec"
 )
 
 // TestMakePackageBuildsAlone runs `make package` and builds each zip the way Cloud Functions
@@ -75,16 +75,36 @@ func TestStage(t *testing.T) {
 		"functions/hello/hello.go":    "package hello\n\nimport \"example.dev/lib\"\n\nvar Greeting = lib.Hello()\n",
 		"functions/hello/vendor/x.go": "package stale // an old vendor folder must not be carried over\n",
 	}
+	// testlib is needed only by tests: of the function, and of lib.
+	testlib := map[string]string{
+		"testlib/go.mod":     "module example.dev/testlib\n\ngo 1.26\n",
+		"testlib/testlib.go": "package testlib\n\nconst Fixture = \"f\"\n",
+		"lib/lib_test.go":    "package lib_test\n\nimport (\n\t\"testing\"\n\n\t\"example.dev/testlib\"\n)\n\nfunc TestX(t *testing.T) { _ = testlib.Fixture }\n",
+		"lib/testdata/x.txt": "x",
+	}
+	withTests := map[string]string{
+		"functions/hello/go.mod":           "module example.dev/hello\n\ngo 1.26\n\nrequire (\n\texample.dev/lib v0.0.0\n\texample.dev/testlib v0.0.0\n)\n\nreplace (\n\texample.dev/lib => ../../lib\n\texample.dev/testlib => ../../testlib\n)\n",
+		"functions/hello/hello.go":         "package hello\n\nimport \"example.dev/lib\"\n\nvar Greeting = lib.Hello()\n",
+		"functions/hello/hello_test.go":    "package hello\n\nimport (\n\t\"testing\"\n\n\t\"example.dev/testlib\"\n)\n\nfunc TestHello(t *testing.T) { _ = testlib.Fixture }\n",
+		"functions/hello/testdata/in.json": "{}",
+	}
+	// lacking: the code imports lib, the go.mod does not require it yet.
+	lacking := map[string]string{
+		"functions/hello/go.mod":   "module example.dev/hello\n\ngo 1.26\n\nreplace example.dev/lib => ../../lib\n",
+		"functions/hello/hello.go": "package hello\n\nimport \"example.dev/lib\"\n\nvar Greeting = lib.Hello()\n",
+	}
+	const noFramework = "functions-framework-go/funcframework is not vendored"
 	cases := []struct {
-		name    string
-		files   []map[string]string
-		wantErr string // "" = success
-		check   func(t *testing.T, work string)
+		name       string
+		files      []map[string]string
+		wantErr    string // "" = success
+		wantTidied bool
+		check      func(t *testing.T, work string)
 	}{
 		{
 			name:    "local replace copied and rewritten, framework missing refused",
 			files:   []map[string]string{lib, fn},
-			wantErr: "functions-framework-go/funcframework is not vendored",
+			wantErr: noFramework,
 			check: func(t *testing.T, work string) {
 				mod, err := readGoMod(context.Background(), work)
 				if err != nil {
@@ -108,6 +128,39 @@ func TestStage(t *testing.T) {
 			files:   []map[string]string{fn},
 			wantErr: "copy",
 		},
+		{
+			name:    "tests, testdata and test-only modules left out",
+			files:   []map[string]string{lib, testlib, withTests},
+			wantErr: noFramework,
+			check: func(t *testing.T, work string) {
+				mod, err := readGoMod(context.Background(), work)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range mod.Require {
+					if r.Path == "example.dev/testlib" {
+						t.Errorf("go.mod still requires %s, which only tests import", r.Path)
+					}
+				}
+				if len(mod.Replace) != 1 || mod.Replace[0].Old.Path != "example.dev/lib" {
+					t.Errorf("replace = %+v, want only example.dev/lib", mod.Replace)
+				}
+				for _, f := range []string{"hello_test.go", "testdata", "_deps/testlib", "_deps/lib/lib_test.go", "_deps/lib/testdata"} {
+					if _, err := os.Stat(filepath.Join(work, f)); err == nil {
+						t.Errorf("package holds %s", f)
+					}
+				}
+				if _, err := os.Stat(filepath.Join(work, "_deps/lib/lib.go")); err != nil {
+					t.Errorf("package lacks lib's source: %v", err)
+				}
+			},
+		},
+		{
+			name:       "requirement the go.mod lacked is added and reported",
+			files:      []map[string]string{lib, lacking},
+			wantErr:    noFramework,
+			wantTidied: true,
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -116,12 +169,17 @@ func TestStage(t *testing.T) {
 				writeFiles(t, src, f)
 			}
 			work := filepath.Join(t.TempDir(), "hello")
-			_, err := Stage(context.Background(), filepath.Join(src, "functions", "hello"), work)
+			res, err := Stage(context.Background(), filepath.Join(src, "functions", "hello"), work)
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatalf("Stage: %v", err)
 			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
 				t.Fatalf("Stage error = %v, want one containing %q", err, c.wantErr)
+			}
+			if err == nil || c.wantErr == noFramework { // staging got as far as tidying
+				if res.Tidied != c.wantTidied {
+					t.Errorf("Tidied = %v, want %v", res.Tidied, c.wantTidied)
+				}
 			}
 			if c.check != nil {
 				c.check(t, work)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"waooaw.dev/governance/shared/infraspec"
+	"waooaw.dev/governance/infra/local/infraspec"
 )
 
 // TestBuildFunctionsSkipsUnwritten builds a throwaway workspace of two functions, one

@@ -24,10 +24,10 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"waooaw.dev/governance/infra/local/devauth"
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/infra/local/funczip"
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/infra/local/workflows"
-	"waooaw.dev/governance/shared/emulators"
-	"waooaw.dev/governance/shared/infraspec"
 )
 
 // Project is the project id every local service uses.

@@ -26,10 +26,10 @@ import (
 	"syscall"
 	"time"
 
+	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/infra/local/funczip"
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/infra/local/stack"
-	"waooaw.dev/governance/shared/emulators"
-	"waooaw.dev/governance/shared/infraspec"
 )
 
 func main() {

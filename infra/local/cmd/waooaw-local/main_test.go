@@ -21,10 +21,10 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/infra/local/stack"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
-	"waooaw.dev/governance/shared/infraspec"
 )
 
 // binary builds waooaw-local once per test binary: the tests drive it as a user would, as a

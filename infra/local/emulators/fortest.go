@@ -15,7 +15,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
-	"waooaw.dev/governance/shared/infraspec"
+	"waooaw.dev/governance/infra/local/infraspec"
 )
 
 // Env is a pair of emulators and a project of one's own on them.

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"waooaw.dev/governance/shared/infraspec"
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/shared/schema"
 )
 
