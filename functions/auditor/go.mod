@@ -7,7 +7,7 @@ require (
 	cloud.google.com/go/pubsub/v2 v2.9.0
 	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2
 	github.com/cloudevents/sdk-go/v2 v2.16.2
-	waooaw.dev/governance/infra/local v0.0.0 // tests only: emulators, dev issuer
+	waooaw.dev/governance/infra/local v0.0.0 // tests only: emulators, infrastructure.yaml reader
 	waooaw.dev/governance/shared v0.0.0
 )
 
