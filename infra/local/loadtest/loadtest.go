@@ -71,7 +71,7 @@ type tally struct {
 }
 
 // Run sends t's request from conns workers, each on its own keep-alive connection, until d
-// has passed; a request in flight when d ends still counts.
+// has passed; each sends at least one, and a request in flight when d ends still counts.
 func Run(ctx context.Context, t Target, conns int, d time.Duration) Result {
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true},
@@ -86,7 +86,7 @@ func Run(ctx context.Context, t Target, conns int, d time.Duration) Result {
 		wg.Go(func() {
 			tl := &tallies[w]
 			tl.latencies = make([]time.Duration, 0, 1<<14)
-			for i := 0; ctx.Err() == nil && time.Now().Before(stop); i++ {
+			for i := 0; ctx.Err() == nil && (i == 0 || time.Now().Before(stop)); i++ {
 				t0 := time.Now()
 				h, body, status, err := do(ctx, client, t, w, i)
 				lat := time.Since(t0)

@@ -64,7 +64,7 @@ func TestRunAgainstAServer(t *testing.T) {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		if i%10 == 0 { // every tenth answer is an error
+		if r.Header.Get("X-Correlation-Id") == "w0-0" { // worker 0's first request fails
 			http.Error(w, "boom", http.StatusInternalServerError)
 			return
 		}
@@ -74,12 +74,12 @@ func TestRunAgainstAServer(t *testing.T) {
 	r := loadtest.Run(context.Background(), loadtest.Target{
 		Name: "fake", Method: http.MethodPost, URL: srv.URL, Body: []byte(`{"input":{}}`),
 		Header: http.Header{"X-Test": {"yes"}}, Status: http.StatusOK,
-		Correlation: func(w, _ int) string { return fmt.Sprintf("w%d", w) },
+		Correlation: func(w, i int) string { return fmt.Sprintf("w%d-%d", w, i) },
 		DecisionIDs: loadtest.BodyDecisionID,
 	}, 4, 200*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
-	if r.Answered+r.Errors != n || r.Answered == 0 || r.Errors != n/10 {
+	if r.Answered+r.Errors != n || r.Answered < 3 || r.Errors != 1 {
 		t.Fatalf("answered %d, errors %d, server saw %d", r.Answered, r.Errors, n)
 	}
 	if len(r.Latencies) != r.Answered || len(r.DecisionIDs) != r.Answered {
@@ -88,8 +88,10 @@ func TestRunAgainstAServer(t *testing.T) {
 	if !strings.Contains(r.FirstError, "status 500") {
 		t.Errorf("first error %q", r.FirstError)
 	}
-	if len(corr) != 4 {
-		t.Errorf("correlation ids seen: %v, want one per worker", corr)
+	for w := range 4 {
+		if corr[fmt.Sprintf("w%d-0", w)] != 1 {
+			t.Errorf("worker %d: first correlation id seen %d times", w, corr[fmt.Sprintf("w%d-0", w)])
+		}
 	}
 	for i := 1; i < len(r.Latencies); i++ {
 		if r.Latencies[i] < r.Latencies[i-1] {

@@ -60,7 +60,7 @@ func main() {
 	flag.StringVar(&o.path, "path", "/v1/data/waooaw/rbac/decision", "the data API path asked of the pdp and opa")
 	flag.StringVar(&o.input, "input", defaultInput, "the request body for the pdp and opa")
 	flag.StringVar(&o.pdpURL, "pdp", "", "the pdp's URL (default: the stack's)")
-	flag.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for the run's attestations after the load")
+	flag.DurationVar(&o.wait, "wait", 30*time.Second, "after the load, how long to keep waiting for attestations once none arrives")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -165,7 +165,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	c, err := atts.Await(ctx, ids, o.wait)
 	fmt.Fprintf(out, "\nattestations on policy_attestations: %d received of %d decisions answered (pdp and gateway, warm-up included)", c.Received, c.Want)
-	fmt.Fprintf(out, "; all in %.1fs after the load ended; %d repeats, %d other decisions\n", c.Waited.Seconds(), c.Repeats, c.Others)
+	fmt.Fprintf(out, "; the last %.1fs after the load ended; %d repeats, %d other decisions\n", c.Waited.Seconds(), c.Repeats, c.Others)
 	if err != nil {
 		return err
 	}
