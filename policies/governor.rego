@@ -16,9 +16,6 @@ default engagement := ""
 
 engagement := input.resource.engagement_id
 
-# Lookups are written where they are used rather than as rules of their own:
-# every rule reference costs the evaluator a rule-index lookup and a cache
-# probe, and these run on every gateway request.
 grants contains sprintf("%v is the Governor of engagement %v", [subject, engagement]) if {
 	action in data.platform.governor_actions
 	subject == data.platform.engagements[engagement].governor

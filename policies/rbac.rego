@@ -12,9 +12,6 @@ default action := ""
 
 action := input.action
 
-# Lookups are written where they are used rather than as rules of their own:
-# every rule reference costs the evaluator a rule-index lookup and a cache
-# probe, and these run on every gateway request.
 grants contains sprintf("role %v (level %v) may %v: needs level <= %v", [role, level, action, needed]) if {
 	level := data.platform.roles[role]
 	needed := data.platform.actions[action]

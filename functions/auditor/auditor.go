@@ -13,79 +13,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"sync"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/startup"
 	"waooaw.dev/governance/shared/store"
 )
 
-func init() {
-	functions.CloudEvent("Auditor", Auditor)
-}
+// FunctionName is the entry point registered with the Functions Framework.
+const FunctionName = "Auditor"
+
+// Auditor is the registered entry point: it handles one pushed audit_events message with a
+// Handler configured from the environment (GOOGLE_CLOUD_PROJECT; FIRESTORE_EMULATOR_HOST
+// locally).
+var Auditor startup.EventHandler
+
+func init() { Auditor = startup.CloudEvent(FunctionName, open) }
 
 // Appender is what the function needs from the audit log.
 type Appender interface {
 	Append(ctx context.Context, env events.Envelope) (audit.Receipt, error)
 }
 
-var (
-	mu      sync.Mutex
-	handler *Handler // created on first use, so a cold start without config fails per event, visibly
-)
-
-// NewLogger returns a logger writing one JSON object per line with Cloud Logging's field
-// names, so that severity and message are recognised when the runtime forwards stdout.
-func NewLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.LevelKey:
-				a.Key = "severity"
-				if lvl, ok := a.Value.Any().(slog.Level); ok && lvl == slog.LevelWarn {
-					a.Value = slog.StringValue("WARNING")
-				}
-			case slog.MessageKey:
-				a.Key = "message"
-			}
-			return a
-		},
-	}))
-}
-
-func defaultHandler(ctx context.Context) (*Handler, error) {
-	mu.Lock()
-	defer mu.Unlock()
-	if handler == nil {
-		// The client outlives the request: detach it from the request's cancellation.
-		client, err := store.NewClient(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		handler = &Handler{App: audit.NewAppender(client), Log: NewLogger(os.Stdout)}
-	}
-	return handler, nil
-}
-
-// Auditor is the registered entry point: it handles one pushed audit_events message with a
-// Handler configured from the environment (GOOGLE_CLOUD_PROJECT; FIRESTORE_EMULATOR_HOST
-// locally).
-func Auditor(ctx context.Context, ce event.Event) error {
-	h, err := defaultHandler(ctx)
+func open(ctx context.Context, env *startup.Env) (startup.EventHandler, error) {
+	client, err := store.NewClient(ctx)
 	if err != nil {
-		NewLogger(os.Stdout).ErrorContext(ctx, "auditor: no Firestore client", "error", err.Error())
-		return fmt.Errorf("auditor: %w", err)
+		return nil, err
 	}
-	return h.Handle(ctx, ce)
+	env.OnShutdown(func(context.Context) error { return client.Close() })
+	h := &Handler{App: audit.NewAppender(client), Log: env.Log}
+	return h.Handle, nil
 }
 
 // Handler appends pushed audit events.

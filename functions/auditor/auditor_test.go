@@ -29,6 +29,7 @@ import (
 	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/store"
 )
 
@@ -99,7 +100,7 @@ func TestHandleOutcomes(t *testing.T) {
 	env := emulators.ForTest(t)
 	client := env.Firestore(t)
 	var logs syncBuffer
-	h := &Handler{App: audit.NewAppender(client), Log: NewLogger(&logs)}
+	h := &Handler{App: audit.NewAppender(client), Log: logging.New(&logs, nil)}
 
 	// A client whose Firestore is down: every append fails in a way a retry could fix. The
 	// library dials FIRESTORE_EMULATOR_HOST (lazily) when the client is made, so point it at
@@ -116,7 +117,7 @@ func TestHandleOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dead.Close() })
-	down := &Handler{App: audit.NewAppender(dead, audit.WithCommitTimeout(time.Second)), Log: NewLogger(&logs)}
+	down := &Handler{App: audit.NewAppender(dead, audit.WithCommitTimeout(time.Second)), Log: logging.New(&logs, nil)}
 
 	valid := auditEvent(t, "handle", 1)
 	validData, err := events.Encode(events.TopicAuditEvents, valid)
@@ -146,7 +147,8 @@ func TestHandleOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// Generous: the first transaction on a just-started emulator can take seconds.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := tt.h.Handle(ctx, pushCloudEvent(t, tt.data))
 			switch {

@@ -14,6 +14,7 @@ import (
 	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/policies"
 	"waooaw.dev/governance/shared/auth"
+	"waooaw.dev/governance/shared/logging"
 )
 
 // Every decision the gateway enforces is attested: the answer names its decision ids, and
@@ -55,7 +56,7 @@ func TestEveryDecisionIsAttested(t *testing.T) {
 			t.Fatalf("%s: decision ids %q", tt.name, a.header.Get(gateway.HeaderDecisionID))
 		}
 		want[ids[0]] = tt.outcome
-		corr[ids[0]] = a.header.Get(gateway.HeaderCorrelationID)
+		corr[ids[0]] = a.header.Get(logging.HeaderCorrelationID)
 	}
 	got := h.attested(t)
 	for id, outcome := range want {

@@ -67,7 +67,7 @@ func TestConfigFrom(t *testing.T) {
 }
 
 // TestGatewayEntryPoint drives the registered function as Cloud Functions would: from the
-// environment alone. A request before the environment is complete gets a JSON 500 and the
+// environment alone. A request before the environment is complete gets a JSON 503 and the
 // next request, once it is, builds the gateway.
 func TestGatewayEntryPoint(t *testing.T) {
 	h := newHarness(t) // for its emulator project, topics, tap and secrets dir
@@ -89,7 +89,7 @@ func TestGatewayEntryPoint(t *testing.T) {
 	for _, k := range []string{gateway.EnvProject, gateway.EnvIssuer, gateway.EnvAudience, gateway.EnvJWKSURL, gateway.EnvJWKS, gateway.EnvSecretsDir, gateway.EnvClients} {
 		t.Setenv(k, "")
 	}
-	if a := send(); a.status != 500 || a.errMsg != "gateway not configured" {
+	if a := send(); a.status != http.StatusServiceUnavailable || a.errMsg != "Gateway is not configured; see its log" {
 		t.Fatalf("unconfigured: %d %s", a.status, a.raw)
 	}
 

@@ -4,92 +4,46 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"waooaw.dev/governance/shared/auth"
-	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
-	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/policy/eventsink"
 	"waooaw.dev/governance/shared/secrets"
-	"waooaw.dev/governance/shared/shutdown"
+	"waooaw.dev/governance/shared/startup"
 )
 
 // FunctionName is the entry point registered with the Functions Framework.
 const FunctionName = "Gateway"
 
-func init() {
-	functions.HTTP(FunctionName, Gateway)
-	// When this process serves the gateway, connect while the framework starts, so the
-	// first request does not pay for it alone.
-	if os.Getenv("FUNCTION_TARGET") == FunctionName {
-		Prepare()
-	}
-}
+// Gateway is the registered entry point.
+var Gateway http.HandlerFunc
 
-// instance is the process's Server, built on first need from the environment. A failed
-// build is retried by the next request rather than kept, so a transient error at start does
-// not brick the instance.
-var instance struct {
-	srv atomic.Pointer[Server]
-	mu  sync.Mutex
-}
+func init() { Gateway = startup.HTTP(FunctionName, open) }
 
-func current() (*Server, error) {
-	if s := instance.srv.Load(); s != nil {
-		return s, nil
-	}
-	instance.mu.Lock()
-	defer instance.mu.Unlock()
-	if s := instance.srv.Load(); s != nil {
-		return s, nil
-	}
-	cfg, err := ConfigFrom(config.FromOS())
+// open builds the gateway from its environment (see startup for when and how often).
+func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
+	cfg, err := ConfigFrom(env.Env)
 	if err != nil {
 		return nil, err
 	}
-	s, closeAll, err := Open(context.Background(), cfg)
+	s, closeAll, err := Open(ctx, cfg, env.Log)
 	if err != nil {
 		return nil, err
 	}
-	shutdown.OnSIGTERM(s.opt.Logger, closeAll)
-	instance.srv.Store(s)
+	env.OnShutdown(closeAll)
 	return s, nil
-}
-
-// Prepare builds the process's Server in the background; requests arriving meanwhile wait
-// for it.
-func Prepare() {
-	go func() {
-		if _, err := current(); err != nil {
-			logging.New(os.Stdout, nil).Error("gateway: prepare failed; the first request will retry", "error", err.Error())
-		}
-	}()
-}
-
-// Gateway is the HTTP function.
-func Gateway(w http.ResponseWriter, r *http.Request) {
-	s, err := current()
-	if err != nil {
-		logging.New(os.Stdout, nil).ErrorContext(r.Context(), "gateway: not configured", "error", err.Error())
-		writeError(w, &apiError{code: http.StatusInternalServerError, msg: "gateway not configured"})
-		return
-	}
-	s.ServeHTTP(w, r)
 }
 
 // Open connects the gateway's clients as cfg says and returns the Server and a func that
 // closes them, flushing queued attestations within ctx.
-func Open(ctx context.Context, cfg Config) (*Server, func(context.Context) error, error) {
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(context.Context) error, error) {
 	var keys *auth.JWKS
 	var err error
 	if cfg.JWKSURL != "" {
@@ -104,7 +58,6 @@ func Open(ctx context.Context, cfg Config) (*Server, func(context.Context) error
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: %w", err)
 	}
-	logger := logging.New(os.Stdout, &logging.Options{Project: cfg.Project})
 	fs, err := firestore.NewClient(ctx, cfg.Project)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: firestore.NewClient: %w", err)
@@ -132,7 +85,8 @@ func Open(ctx context.Context, cfg Config) (*Server, func(context.Context) error
 		fs.Close()
 		ps.Close()
 		closeSecrets()
-		return nil, nil, fmt.Errorf("gateway: %w", err)
+		// Policies are embedded: one that does not compile fails every retry alike.
+		return nil, nil, startup.Permanent(fmt.Errorf("gateway: %w", err))
 	}
 	s, err := New(Options{
 		Publisher: pub,

@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	cloud.google.com/go/firestore v1.29.2
 	cloud.google.com/go/pubsub/v2 v2.9.0
-	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2
+	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2 // indirect
 	github.com/hamba/avro/v2 v2.31.0
 	google.golang.org/grpc v1.85.0
 	waooaw.dev/governance/infra/local v0.0.0 // tests only: emulators, dev issuer

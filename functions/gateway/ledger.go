@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -33,8 +32,21 @@ const (
 // lease is how long an owner has to publish before a retry may take over.
 const lease = 30 * time.Second
 
-// errInProgress marks the conflict of a request whose twin holds the lease right now.
-var errInProgress = errors.New("ledger: same request in progress")
+// What begin can refuse. The webhook handler turns them into answers.
+var (
+	// errInProgress: a twin of the request holds the lease right now.
+	errInProgress = errors.New("ledger: same request in progress")
+	// errOtherKind: the signed request was accepted before on another route.
+	errOtherKind = errors.New("ledger: signed request already used")
+	// errUnavailable: the replay store could not be read or written.
+	errUnavailable = errors.New("ledger: replay store unavailable")
+)
+
+// kindError is errOtherKind naming the route that accepted the request first.
+type kindError struct{ kind string }
+
+func (e *kindError) Error() string { return fmt.Sprintf("%v for a %s webhook", errOtherKind, e.kind) }
+func (e *kindError) Unwrap() error { return errOtherKind }
 
 // replayRetention is how long after its timestamp a record is kept.
 const replayRetention = time.Hour
@@ -89,7 +101,7 @@ func (l *ledger) begin(ctx context.Context, key string, signedAt time.Time, rec 
 		return &claim{ref: ref, rec: rec}, nil
 	}
 	if status.Code(err) != codes.AlreadyExists {
-		return nil, &apiError{code: http.StatusServiceUnavailable, msg: "replay store unavailable; retry", cause: fmt.Errorf("ledger: create %s: %w", key, err)}
+		return nil, fmt.Errorf("%w: create %s: %w", errUnavailable, key, err)
 	}
 
 	var c *claim
@@ -106,12 +118,12 @@ func (l *ledger) begin(ctx context.Context, key string, signedAt time.Time, rec 
 		now := l.now()
 		switch {
 		case old.Kind != rec.Kind:
-			return errorf(http.StatusConflict, "this signed request was already used for a %s webhook", old.Kind)
+			return &kindError{kind: old.Kind}
 		case old.State == stateDone:
 			c = &claim{ref: ref, rec: old, done: true}
 			return nil
 		case old.State == statePending && now.Before(old.LeaseUntil):
-			return &apiError{code: http.StatusConflict, msg: "the same request is being processed; retry shortly", cause: errInProgress}
+			return errInProgress
 		}
 		for i := range old.Messages {
 			if err := json.Unmarshal([]byte(old.Messages[i].Envelope), &old.Messages[i].env); err != nil {
@@ -126,14 +138,10 @@ func (l *ledger) begin(ctx context.Context, key string, signedAt time.Time, rec 
 			{Path: "updated_at", Value: now},
 		})
 	})
-	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, &apiError{code: http.StatusServiceUnavailable, msg: "replay store unavailable; retry", cause: fmt.Errorf("ledger: claim %s: %w", key, err)}
+	if err != nil && !errors.Is(err, errInProgress) && !errors.Is(err, errOtherKind) {
+		return nil, fmt.Errorf("%w: claim %s: %w", errUnavailable, key, err)
 	}
-	return c, nil
+	return c, err
 }
 
 // beginOrWait is begin, except that while a twin of the request holds the lease it polls

@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"net/http"
+	"fmt"
 	"testing"
 	"time"
 
@@ -30,10 +30,7 @@ func TestLedgerStates(t *testing.T) {
 		return ledgerRecord{Client: "c", Kind: kind, EventID: ev.EventID, Messages: []ledgerMessage{
 			{Topic: events.TopicHealthEvents, env: ev}, {Topic: events.TopicAuditEvents, env: au}}}
 	}
-	conflict := func(err error) bool {
-		var ae *apiError
-		return errors.As(err, &ae) && ae.code == http.StatusConflict
-	}
+	inProgress := func(err error) bool { return errors.Is(err, errInProgress) }
 
 	first, err := l.begin(ctx, "k1", now, rec("health"))
 	if err != nil || first.done || first.takeover {
@@ -46,17 +43,20 @@ func TestLedgerStates(t *testing.T) {
 		kind    string
 		check   func(c *claim, err error) bool
 	}{
-		{"owner still within its lease: conflict", 10 * time.Second, nil, "health",
-			func(c *claim, err error) bool { return conflict(err) }},
-		{"same signature on another route: conflict", 0, nil, "slo",
-			func(c *claim, err error) bool { return conflict(err) }},
+		{"owner still within its lease: in progress", 10 * time.Second, nil, "health",
+			func(c *claim, err error) bool { return inProgress(err) }},
+		{"same signature on another route: used for health", 0, nil, "slo",
+			func(c *claim, err error) bool {
+				var ke *kindError
+				return errors.Is(err, errOtherKind) && errors.As(err, &ke) && ke.kind == "health"
+			}},
 		{"owner silent past its lease: taken over with the stored events", 25 * time.Second, nil, "health",
 			func(c *claim, err error) bool {
 				return err == nil && c.takeover && c.rec.EventID == ev.EventID && len(c.rec.Messages) == 2 &&
 					c.rec.Messages[0].env.EventID == ev.EventID && c.rec.Messages[1].env.EventID == au.EventID
 			}},
 		{"the new owner holds a fresh lease", time.Second, nil, "health",
-			func(c *claim, err error) bool { return conflict(err) }},
+			func(c *claim, err error) bool { return inProgress(err) }},
 		{"a failed publish frees it at once, keeping what went out", 0, func() {
 			msgs := first.rec.Messages
 			msgs[1].Published = true
@@ -96,5 +96,36 @@ func TestLedgerStates(t *testing.T) {
 	}
 	if want := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC); !stored.ExpireAt.Equal(want) {
 		t.Fatalf("expire_at = %v, want %v (signed time + %v)", stored.ExpireAt, want, replayRetention)
+	}
+}
+
+// The handler, not the ledger, decides what a refusal means to the caller.
+func TestLedgerErrorAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		code int
+		msg  string
+	}{
+		{&kindError{kind: "health"}, 409, "this signed request was already used for a health webhook"},
+		{errInProgress, 409, "the same request is being processed; retry shortly"},
+		{fmt.Errorf("%w: create k: %w", errUnavailable, errors.New("deadline exceeded")), 503, "replay store unavailable; retry"},
+	} {
+		got := ledgerError(tt.err)
+		if got.code != tt.code || got.msg != tt.msg || !errors.Is(got, tt.err) {
+			t.Errorf("ledgerError(%v) = %d %q (cause %v), want %d %q", tt.err, got.code, got.msg, got.cause, tt.code, tt.msg)
+		}
+	}
+}
+
+func TestLedgerStoreUnavailable(t *testing.T) {
+	env := emulators.ForTest(t)
+	fs := env.Firestore(t)
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l := &ledger{fs: fs, now: time.Now}
+	_, err := l.begin(context.Background(), "k-closed", time.Now(), ledgerRecord{Client: "c", Kind: "health", EventID: "e"})
+	if !errors.Is(err, errUnavailable) {
+		t.Fatalf("begin on a closed client: %v, want errUnavailable", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -114,11 +113,6 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-var correlationRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-// HeaderCorrelationID carries a business flow's correlation id in and out.
-const HeaderCorrelationID = "X-Correlation-Id"
-
 func (s *Server) chain(e endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.opt.Now()
@@ -126,13 +120,13 @@ func (s *Server) chain(e endpoint) http.Handler {
 		if tr, ok := logging.TraceFromRequest(r); ok {
 			ctx = logging.WithTrace(ctx, tr)
 		}
-		corr := r.Header.Get(HeaderCorrelationID)
-		badCorr := corr != "" && !correlationRE.MatchString(corr)
+		corr := r.Header.Get(logging.HeaderCorrelationID)
+		badCorr := corr != "" && !logging.ValidCorrelationID(corr)
 		if corr == "" || badCorr {
 			corr = events.NewID()
 		}
 		ctx = logging.WithCorrelationID(ctx, corr)
-		w.Header().Set(HeaderCorrelationID, corr)
+		w.Header().Set(logging.HeaderCorrelationID, corr)
 		req := &request{Request: r.WithContext(ctx)}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 
@@ -178,7 +172,7 @@ func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bo
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed; use %s", req.Method, e.method)
 	}
 	if badCorr {
-		return errorf(http.StatusBadRequest, "header %s must be 1 to 128 of [A-Za-z0-9._:-]", HeaderCorrelationID)
+		return errorf(http.StatusBadRequest, "header %s must be 1 to 128 of [A-Za-z0-9._:-]", logging.HeaderCorrelationID)
 	}
 	if aerr := e.authn(req); aerr != nil {
 		return aerr

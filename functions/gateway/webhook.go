@@ -164,7 +164,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, req *request) error {
 	claim, err := s.ledger.beginOrWait(ctx, req.webhook.ReplayKey(), req.webhook.Timestamp, rec, twinWait)
 	req.log = append(req.log, "ledger_ms", ms(time.Since(t0)))
 	if err != nil {
-		return err
+		return ledgerError(err)
 	}
 	req.log = append(req.log, "event_id", claim.rec.EventID)
 	if claim.done {
@@ -263,4 +263,17 @@ func (s *Server) publishAll(ctx context.Context, msgs []ledgerMessage) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// ledgerError is the answer to a request the replay ledger refused.
+func ledgerError(err error) *apiError {
+	var ke *kindError
+	switch {
+	case errors.As(err, &ke):
+		return &apiError{code: http.StatusConflict, msg: "this signed request was already used for a " + ke.kind + " webhook", cause: err}
+	case errors.Is(err, errInProgress):
+		return &apiError{code: http.StatusConflict, msg: "the same request is being processed; retry shortly", cause: err}
+	default:
+		return &apiError{code: http.StatusServiceUnavailable, msg: "replay store unavailable; retry", cause: err}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"waooaw.dev/governance/functions/gateway"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/logging"
 )
 
 // TestWebhookRejections sends every kind of bad webhook and checks its status and JSON
@@ -38,7 +39,7 @@ func TestWebhookRejections(t *testing.T) {
 		return r
 	}()
 	badCorr := h.webhook("health", good)
-	badCorr.Header.Set(gateway.HeaderCorrelationID, "has spaces")
+	badCorr.Header.Set(logging.HeaderCorrelationID, "has spaces")
 
 	tests := []struct {
 		name    string
@@ -117,7 +118,7 @@ func TestWebhookAccepted(t *testing.T) {
 	health := healthBody("agent-1", "eng-1", "degraded")
 
 	healthReq := h.webhook("health", health)
-	healthReq.Header.Set(gateway.HeaderCorrelationID, "flow-42")
+	healthReq.Header.Set(logging.HeaderCorrelationID, "flow-42")
 	healthReq.Header.Set("X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/1;o=1")
 	replay := healthReq.Clone(context.Background())
 	replay.Body = io.NopCloser(bytes.NewReader(health))
@@ -136,7 +137,7 @@ func TestWebhookAccepted(t *testing.T) {
 		if a.status != http.StatusAccepted || len(a.eventID) != 32 {
 			t.Fatalf("%s: %d %s", c.kind, a.status, a.raw)
 		}
-		ids[c.kind], corr[c.kind] = a.eventID, a.header.Get(gateway.HeaderCorrelationID)
+		ids[c.kind], corr[c.kind] = a.eventID, a.header.Get(logging.HeaderCorrelationID)
 	}
 	// The same signed request again: same event id, nothing published.
 	a := do(t, replay)

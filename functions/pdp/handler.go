@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,11 +42,12 @@ type Decider interface {
 type Handler struct {
 	eng    Decider
 	routes http.Handler
+	log    *slog.Logger
 }
 
-// NewHandler serves decisions from eng.
+// NewHandler serves decisions from eng, logging to slog.Default().
 func NewHandler(eng Decider) *Handler {
-	h := &Handler{eng: eng}
+	h := &Handler{eng: eng, log: slog.Default()}
 	// OPA's routes and OPA's wrapper (HEAD refused, a trailing slash
 	// redirected), so that paths, methods, 404s, 405s and redirects answer
 	// alike.
@@ -148,7 +149,7 @@ func (h *Handler) query(w http.ResponseWriter, r *http.Request, bundle, rule str
 		writer.ErrorString(w, http.StatusBadRequest, types.CodeInvalidParameter, err)
 		return true
 	case err != nil:
-		internalError(w, r, err)
+		h.internalError(w, r, err)
 		return true
 	}
 	writeData(w, r, dataResponse{DecisionID: a.DecisionID, Result: &a.Result})
@@ -172,7 +173,7 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, input *any, w
 	}
 	a, err := h.eng.Document(r.Context(), path, in, meta(r))
 	if err != nil {
-		internalError(w, r, err)
+		h.internalError(w, r, err)
 		return
 	}
 	resp := dataResponse{DecisionID: a.DecisionID, Warning: warning}
@@ -210,12 +211,12 @@ func meta(r *http.Request) policy.Meta {
 // internalError answers an evaluation error as OPA's server does; an
 // attestation that could not be queued is an internal error too: an
 // unattested decision is not handed out.
-func internalError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	// The policies' own errors (a function asked as a document, a conflict)
 	// are the caller's to read; others are the operator's too.
 	var astErrs ast.Errors
 	if !errors.As(err, &astErrs) && !topdown.IsError(err) {
-		log.Printf("pdp: %s: %v", r.URL.Path, err)
+		h.log.ErrorContext(r.Context(), "pdp: decision failed", "path", r.URL.Path, "error", err.Error())
 	}
 	writer.ErrorAuto(w, err)
 }

@@ -1,99 +1,131 @@
 // Package pdp is the OPA-compatible policy decision point for callers that
-// are not Go: POST /v1/data/waooaw/<bundle>/<rule> with {"input": ...}
-// answers {"result": ..., "decision_id": "..."}, as `opa run --server` does
-// for the same policies, and GET /health answers 200. Every decision is
-// attested, like the in-process enforcement point's.
+// are not Go: it answers the read side of OPA's data API (GET and POST
+// /v1/data/<path>: a rule, a whole package, data itself) as `opa run
+// --server` does for the same policies, and GET /health answers {}. Every
+// decision is attested, like the in-process enforcement point's.
 package pdp
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
-	"log/slog"
+	"net/http"
 	"os"
-	"strconv"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/policy/eventsink"
-	"waooaw.dev/governance/shared/shutdown"
+	"waooaw.dev/governance/shared/startup"
 )
+
+// FunctionName is the entry point registered with the Functions Framework.
+const FunctionName = "PDP"
 
 // Source names this function in the events it publishes.
 const Source = "//waooaw/pdp"
 
-var (
-	attester  *policy.Attester
-	closeSink = func() {}
+// Variables the pdp reads, all optional.
+const (
+	// EnvDataFile names a JSON object whose keys replace those of data.platform (for
+	// example "engagements").
+	EnvDataFile = "PDP_DATA_FILE"
+	// EnvCacheSize bounds the decision cache (0 disables it).
+	EnvCacheSize = "PDP_CACHE_SIZE"
+	// EnvPolicyDir serves the policies of a folder laid out like policies/ (*.rego and
+	// data/platform.json) instead of the embedded ones, to try a change before it ships.
+	EnvPolicyDir = "PDP_POLICY_DIR"
 )
 
-func init() {
-	sink, closer, err := newSink(context.Background())
+// PDP is the registered entry point.
+var PDP http.HandlerFunc
+
+func init() { PDP = startup.HTTP(FunctionName, open) }
+
+// open builds the handler: attestations go to policy_attestations when the environment
+// names a project, else to stdout. A policy that does not compile stops the instance,
+// naming file:line.
+func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
+	opts, err := Options(env.Env)
 	if err != nil {
-		log.Fatalf("pdp: %v", err)
+		return nil, err
 	}
-	attester, closeSink = policy.NewAttester(sink), closer
-	opts, err := envOptions()
+	sink, err := newSink(ctx, env)
 	if err != nil {
-		log.Fatalf("pdp: %v", err)
+		return nil, err
 	}
-	h, err := Setup(append(opts, policy.WithAttester(attester))...)
+	att := policy.NewAttester(sink, policy.WithErrorHandler(func(err error) {
+		env.Log.Error("pdp: attestations not yet delivered; retrying", "error", err.Error())
+	}))
+	env.OnShutdown(att.Close)
+	h, err := Setup(append(opts, policy.WithAttester(att))...)
 	if err != nil {
-		// A policy that does not compile stops the function at start; the
-		// error names file:line.
-		log.Fatalf("pdp: %v", err)
+		return nil, startup.Permanent(err)
 	}
-	functions.HTTP("PDP", h.ServeHTTP)
-	shutdown.OnSIGTERM(slog.Default(), Shutdown)
+	h.log = env.Log
+	return h, nil
 }
 
-// newSink publishes attestations on policy_attestations when
-// GOOGLE_CLOUD_PROJECT is set (the emulator's when PUBSUB_EMULATOR_HOST is);
-// otherwise it writes them to stdout as JSON lines.
-func newSink(ctx context.Context) (policy.AttestationSink, func(), error) {
-	project := os.Getenv("GOOGLE_CLOUD_PROJECT")
-	if project == "" {
-		return policy.NewWriterSink(os.Stdout), func() {}, nil
+// newSink publishes attestations on policy_attestations when the environment names a
+// project (the emulator's when PUBSUB_EMULATOR_HOST is set); otherwise it writes them to
+// stdout as JSON lines.
+func newSink(ctx context.Context, env *startup.Env) (policy.AttestationSink, error) {
+	if env.Project == "" {
+		return policy.NewWriterSink(os.Stdout), nil
 	}
-	c, err := pubsub.NewClient(ctx, project)
+	c, err := pubsub.NewClient(ctx, env.Project)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pubsub.NewClient: %w", err)
+		return nil, fmt.Errorf("pubsub.NewClient: %w", err)
 	}
 	ps := events.NewPubSub(c)
-	return eventsink.New(ps, Source), func() {
-		ps.Close()
-		_ = c.Close()
-	}, nil
+	env.OnShutdown(func(context.Context) error { return c.Close() })
+	env.OnShutdown(func(context.Context) error { ps.Close(); return nil })
+	return eventsink.New(ps, Source), nil
 }
 
-// envOptions reads the optional settings: PDP_DATA_FILE, a JSON object
-// whose keys replace those of data.platform (for example "engagements"), and
-// PDP_CACHE_SIZE, the decision cache bound (0 disables it).
-func envOptions() ([]policy.Option, error) {
+// Options reads the pdp's optional variables into engine options, naming every bad one.
+func Options(env *config.Env) ([]policy.Option, error) {
 	var opts []policy.Option
-	if f := os.Getenv("PDP_DATA_FILE"); f != "" {
-		raw, err := os.ReadFile(f)
+	if f := env.Optional(EnvDataFile, ""); f != "" {
+		data, err := readData(f)
 		if err != nil {
-			return nil, fmt.Errorf("PDP_DATA_FILE: %w", err)
+			env.Invalid(EnvDataFile, err.Error())
+		} else {
+			opts = append(opts, policy.WithData(data))
 		}
-		var data map[string]any
-		if err := json.Unmarshal(raw, &data); err != nil {
-			return nil, fmt.Errorf("PDP_DATA_FILE %s: %w", f, err)
-		}
-		opts = append(opts, policy.WithData(data))
 	}
-	if v := os.Getenv("PDP_CACHE_SIZE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("PDP_CACHE_SIZE %q: want a count >= 0", v)
+	if env.Optional(EnvCacheSize, "") != "" {
+		if n := env.Int(EnvCacheSize, 0); n < 0 {
+			env.Invalid(EnvCacheSize, fmt.Sprintf("%d is not a count >= 0", n))
+		} else {
+			opts = append(opts, policy.WithCacheSize(n))
 		}
-		opts = append(opts, policy.WithCacheSize(n))
+	}
+	if dir := env.Optional(EnvPolicyDir, ""); dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			env.Invalid(EnvPolicyDir, fmt.Sprintf("%q is not a folder", dir))
+		} else {
+			opts = append(opts, policy.WithPolicies(os.DirFS(dir)))
+		}
+	}
+	if err := env.Err(); err != nil {
+		return nil, err
 	}
 	return opts, nil
+}
+
+func readData(file string) (map[string]any, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return data, nil
 }
 
 // Setup builds the handler over a new policy engine.
@@ -103,12 +135,4 @@ func Setup(opts ...policy.Option) (*Handler, error) {
 		return nil, fmt.Errorf("policy.New: %w", err)
 	}
 	return NewHandler(eng), nil
-}
-
-// Shutdown flushes every queued attestation, then the publisher; the
-// SIGTERM handler calls it.
-func Shutdown(ctx context.Context) error {
-	err := attester.Close(ctx)
-	closeSink()
-	return err
 }

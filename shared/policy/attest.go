@@ -11,8 +11,7 @@ import (
 
 // Attestation is the record of one decision, the data of an event on
 // policy_attestations (ordering key: correlation_id). Its JSON field names
-// are those of shared/schema/avro/policy_attestations.avsc, plus rule and
-// cached.
+// are those of the data record in shared/schema/avro/policy_attestations.avsc.
 type Attestation struct {
 	DecisionID       string    `json:"decision_id"`
 	Bundle           string    `json:"bundle"`

@@ -9,8 +9,9 @@ import (
 	"sync"
 )
 
-// WriterSink writes each attestation as one JSON line, for local runs and
-// as a log-based stand-in until a Pub/Sub sink is wired.
+// WriterSink writes each attestation as one JSON line: where no project is
+// configured (the pdp run alone), attestations go to the log instead of
+// policy_attestations.
 type WriterSink struct {
 	mu sync.Mutex
 	w  io.Writer

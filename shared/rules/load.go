@@ -83,7 +83,9 @@ type Rule struct {
 	when *cond // nil: always holds
 }
 
-// SeedMeta is the lifecycle record of a precedent seed (DOMAIN.md, Precedent seeds).
+// SeedMeta is the lifecycle record of a precedent seed: its version, domain and authorship,
+// what it supersedes, its status (draft → pending_review → approved → active → superseded or
+// deprecated) and how many of its auto-approvals were vetoed.
 type SeedMeta struct {
 	Version            int       `yaml:"version" json:"version"`
 	Domain             string    `yaml:"domain" json:"domain"`

@@ -1,26 +1,10 @@
-// Command main runs the PDP function locally with functions-framework-go on
-// $PORT (default 8080).
+// Command pdp serves the PDP function locally as Cloud Functions would: PORT (default
+// 8080), FUNCTION_TARGET (default PDP), served at "/" so OPA's paths reach it unchanged.
 package main
 
 import (
-	"log"
-	"os"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-
-	_ "waooaw.dev/governance/functions/pdp"
+	"waooaw.dev/governance/functions/pdp"
+	"waooaw.dev/governance/shared/startup"
 )
 
-func main() {
-	// Serve the one function at "/" so OPA's paths reach it unchanged.
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		_ = os.Setenv("FUNCTION_TARGET", "PDP")
-	}
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if err := funcframework.Start(port); err != nil {
-		log.Fatalf("funcframework.Start: %v", err)
-	}
-}
+func main() { startup.Main(pdp.FunctionName) }
