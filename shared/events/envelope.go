@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"time"
 )
 
@@ -85,12 +87,38 @@ var OrderingKeys = map[string]string{
 	TopicBudgetAlerts:       "",
 }
 
+// OrderingShards names the topics whose ordering key is not the field's value itself but
+// one of n shards of it (a hash of the value, mod n). Messages with one value still share
+// one key, so they keep their order, while a publisher sends at most n keys: Pub/Sub takes
+// one ordering key per publish request, so a key per business flow would cost a request per
+// message on a topic written for every decision. Kept equal to infrastructure.yaml's
+// ordering_shards by a test.
+var OrderingShards = map[string]int{
+	TopicPolicyAttestations: 8,
+}
+
+// shardKey is the ordering key of value among n shards: "<field>#<shard>".
+func shardKey(field, value string, n int) string {
+	h := fnv.New32a()
+	h.Write([]byte(value))
+	return field + "#" + strconv.Itoa(int(h.Sum32()%uint32(n)))
+}
+
 // OrderingKey returns the ordering key of e on topic.
 func OrderingKey(topic string, e Envelope) (string, error) {
 	field, ok := OrderingKeys[topic]
 	if !ok {
 		return "", fmt.Errorf("events: unknown topic %q", topic)
 	}
+	v, err := orderingValue(topic, field, e)
+	if n := OrderingShards[topic]; err == nil && n > 0 && v != "" {
+		return shardKey(field, v, n), nil
+	}
+	return v, err
+}
+
+// orderingValue is the value of e's ordering key field.
+func orderingValue(topic, field string, e Envelope) (string, error) {
 	switch field {
 	case "":
 		return "", nil

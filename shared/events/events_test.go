@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestOrderingKey(t *testing.T) {
 		want  string
 	}{
 		{TopicHealthEvents, h, "agent-7"},
-		{TopicPolicyAttestations, h, h.CorrelationID},
+		{TopicPolicyAttestations, h, shardKey("correlation_id", h.CorrelationID, OrderingShards[TopicPolicyAttestations])},
 		{TopicAuditEvents, audit, "eng-1"},
 		{TopicApprovals, audit, ""}, // no approval_id in data
 		{TopicBudgetAlerts, h, ""},
@@ -94,5 +95,40 @@ func TestFromCloudEvent(t *testing.T) {
 		if _, _, err := FromCloudEvent(TopicHealthEvents, pushEvent(t, []byte(bad))); !errors.Is(err, ErrPoison) {
 			t.Errorf("%s: err = %v, want ErrPoison", bad, err)
 		}
+	}
+}
+
+// A sharded key is a function of the value alone (one flow, one key, so its order holds),
+// and many flows spread over every shard and no more.
+func TestOrderingShards(t *testing.T) {
+	n := OrderingShards[TopicPolicyAttestations]
+	if n < 2 {
+		t.Fatalf("policy_attestations has %d shards", n)
+	}
+	e := health(t)
+	seen := map[string]int{}
+	for i := range 2000 {
+		e.CorrelationID = fmt.Sprintf("flow-%d", i)
+		k1, err := OrderingKey(TopicPolicyAttestations, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, _ := OrderingKey(TopicPolicyAttestations, e)
+		if k1 != k2 || !strings.HasPrefix(k1, "correlation_id#") {
+			t.Fatalf("flow %d: keys %q and %q", i, k1, k2)
+		}
+		seen[k1]++
+	}
+	if len(seen) != n {
+		t.Fatalf("2000 flows used %d keys, want %d: %v", len(seen), n, seen)
+	}
+	for k, c := range seen {
+		if c < 2000/n/2 {
+			t.Errorf("shard %s took only %d of 2000 flows", k, c)
+		}
+	}
+	e.CorrelationID = ""
+	if k, err := OrderingKey(TopicPolicyAttestations, e); k != "" || err != nil {
+		t.Errorf("no correlation id: key %q, %v; want unordered", k, err)
 	}
 }

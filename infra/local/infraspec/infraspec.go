@@ -32,10 +32,12 @@ type Spec struct {
 
 // Topic is a Pub/Sub topic with its Avro schema file.
 type Topic struct {
-	Name         string `yaml:"name"`
-	Schema       string `yaml:"schema"`
-	OrderingKey  string `yaml:"ordering_key"`
-	AttachSchema *bool  `yaml:"attach_schema"`
+	Name        string `yaml:"name"`
+	Schema      string `yaml:"schema"`
+	OrderingKey string `yaml:"ordering_key"`
+	// OrderingShards, when set, makes the key one of that many shards of the field's value.
+	OrderingShards int   `yaml:"ordering_shards"`
+	AttachSchema   *bool `yaml:"attach_schema"`
 }
 
 // SchemaAttached says whether Pub/Sub enforces the schema on the topic (default yes).

@@ -27,6 +27,9 @@ func TestRepoSpecMatchesCode(t *testing.T) {
 		if key != tp.OrderingKey {
 			t.Errorf("topic %s: ordering key spec %q, code %q", tp.Name, tp.OrderingKey, key)
 		}
+		if n := events.OrderingShards[tp.Name]; n != tp.OrderingShards {
+			t.Errorf("topic %s: ordering shards spec %d, code %d", tp.Name, tp.OrderingShards, n)
+		}
 		if want := "shared/schema/avro/" + tp.Name + ".avsc"; tp.Schema != want {
 			t.Errorf("topic %s: schema %s, want %s", tp.Name, tp.Schema, want)
 		}

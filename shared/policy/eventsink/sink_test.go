@@ -102,8 +102,9 @@ func TestDecisionsArePublishedAsSchemaValidEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i == 0 && key != "corr-7" {
-			t.Errorf("ordering key %q, want the request's correlation id", key)
+		want, _ := events.OrderingKey(events.TopicPolicyAttestations, events.Envelope{CorrelationID: "corr-7"})
+		if i == 0 && key != want {
+			t.Errorf("ordering key %q, want %q, the one of the request's correlation id", key, want)
 		}
 		if i == 1 && key == "" {
 			t.Error("a decision without a correlation id still needs an ordering key")
