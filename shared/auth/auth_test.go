@@ -2,12 +2,15 @@ package auth_test
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,7 +146,11 @@ func TestVerifier(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Twice: the second answer of a valid token comes from the verified tokens.
 			c, err := v.Verify(context.Background(), tt.token)
+			if c2, err2 := v.Verify(context.Background(), tt.token); (err == nil) != (err2 == nil) || !reflect.DeepEqual(c, c2) {
+				t.Fatalf("second Verify = %+v, %v; first %+v, %v", c2, err2, c, err)
+			}
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
@@ -269,6 +276,70 @@ func TestBearerToken(t *testing.T) {
 		got, err := auth.BearerToken(r)
 		if got != tt.want || !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
 			t.Errorf("auth.BearerToken(%q) = %q, %v; want %q, %v", tt.header, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// keySet is a KeySource whose keys the test changes.
+type keySet struct {
+	mu   sync.Mutex
+	keys map[string]*rsa.PublicKey
+}
+
+func (k *keySet) Key(_ context.Context, kid string) (*rsa.PublicKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if key, ok := k.keys[kid]; ok {
+		return key, nil
+	}
+	return nil, fmt.Errorf("unknown key id %q", kid)
+}
+
+func (k *keySet) set(kid string, key *rsa.PublicKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if key == nil {
+		delete(k.keys, kid)
+		return
+	}
+	k.keys[kid] = key
+}
+
+// A token verified once is answered again without the RSA check only while that holds: the
+// clock still within its times, and its kid still naming the key that checked it.
+func TestVerifierRemembersOnlyWhatStillHolds(t *testing.T) {
+	a, b := testKeys(t)
+	keys := &keySet{keys: map[string]*rsa.PublicKey{a.KID: &a.Private.PublicKey}}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	v, err := auth.NewVerifier(testIssuer, testAudience, keys, auth.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Sign(devauth.NewClaims(testIssuer, testAudience, "user:1", auth.RoleViewer, "", now, 10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		change  func()
+		wantErr string
+	}{
+		{"first use", func() {}, ""},
+		{"again", func() {}, ""},
+		{"kid now names another key", func() { keys.set(a.KID, &b.Private.PublicKey) }, "signature is invalid"},
+		{"kid names the key again", func() { keys.set(a.KID, &a.Private.PublicKey) }, ""},
+		{"key withdrawn", func() { keys.set(a.KID, nil) }, "unknown key id"},
+		{"key back", func() { keys.set(a.KID, &a.Private.PublicKey) }, ""},
+		{"expired since", func() { now = now.Add(11 * time.Minute) }, "expired"},
+	}
+	for _, s := range steps {
+		s.change()
+		_, err := v.Verify(context.Background(), tok)
+		switch {
+		case s.wantErr == "" && err != nil:
+			t.Fatalf("%s: %v", s.name, err)
+		case s.wantErr != "" && (!errors.Is(err, auth.ErrInvalidToken) || !strings.Contains(err.Error(), s.wantErr)):
+			t.Fatalf("%s: err = %v, want one containing %q", s.name, err, s.wantErr)
 		}
 	}
 }

@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -62,6 +63,9 @@ type Verifier struct {
 	keys             KeySource
 	leeway           time.Duration
 	now              func() time.Time
+	// checks are the parser's claim checks, run again on a token found in verified.
+	checks   *jwt.Validator
+	verified *verifiedTokens
 }
 
 // VerifierOption configures a Verifier.
@@ -82,7 +86,21 @@ func NewVerifier(issuer, audience string, keys KeySource, opts ...VerifierOption
 	for _, o := range opts {
 		o(v)
 	}
+	v.checks = jwt.NewValidator(v.claimChecks()...)
+	v.verified = newVerifiedTokens(verifiedTokensMax)
 	return v, nil
+}
+
+// claimChecks are the checks of iss, aud and the times; the signature is checked apart.
+func (v *Verifier) claimChecks() []jwt.ParserOption {
+	return []jwt.ParserOption{
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithTimeFunc(v.now),
+	}
 }
 
 // maxTokenBytes bounds the work an unauthenticated caller can ask for.
@@ -93,25 +111,36 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
+	// A token seen before skips the RSA check, the most expensive step of a request, but
+	// only while the same key still verifies it: its kid must name the very key that checked
+	// it, and the claims are checked again against the clock.
+	if e, ok := v.verified.get(token); ok {
+		key, err := v.keys.Key(ctx, e.kid)
+		if err == nil && key.Equal(e.key) {
+			if err := v.checks.Validate(e.claims); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+			}
+			c := *e.claims
+			return &c, nil
+		}
+	}
 	var claims Claims
+	var kid string
+	var key *rsa.PublicKey
 	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("no kid header")
 		}
-		return v.keys.Key(ctx, kid)
-	},
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
-		jwt.WithIssuer(v.issuer),
-		jwt.WithAudience(v.audience),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithTimeFunc(v.now),
-	)
+		k, err := v.keys.Key(ctx, kid)
+		key = k
+		return k, err
+	}, append(v.claimChecks(), jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	c := claims
+	v.verified.put(token, verifiedToken{kid: kid, key: key, claims: &c})
 	return &claims, nil
 }
 
