@@ -65,7 +65,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	for _, sp := range specs {
 		cmd := exec.Command("gcloud", sp.args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Its own session, so its own scheduling group (Linux autogroup), as a remote service
+		// would be, instead of sharing the CPU share of whoever started it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if o.LogDir != "" {
 			if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
 				s.Stop()

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"waooaw.dev/governance/policies"
@@ -133,6 +134,9 @@ func Start(ctx context.Context, bin, bundleDir string) (*Server, error) {
 	l.Close()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "run", "--server", "--addr", addr, "--log-level", "error", bundleDir)
+	// Its own session, hence its own scheduling group (Linux autogroup), as the stack's
+	// functions have: the servers compared share the CPU alike.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("opaserver: start %s: %w", bin, err)

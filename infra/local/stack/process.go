@@ -24,7 +24,10 @@ func startGroup(name string, cmd *exec.Cmd, logPath string) (*group, error) {
 		return nil, fmt.Errorf("stack: %s log: %w", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A session of its own, not only a process group: Linux schedules each session as one
+	// group (autogroup), so a function, an emulator and whoever drives them share the CPU as
+	// separate machines would, rather than the whole stack sharing one group's share.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("stack: start %s: %w", name, err)

@@ -48,6 +48,7 @@ type options struct {
 	path, input string
 	pdpURL      string
 	wait        time.Duration
+	warm        time.Duration
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.path, "path", "/v1/data/waooaw/rbac/decision", "the data API path asked of the pdp and opa")
 	flag.StringVar(&o.input, "input", defaultInput, "the request body for the pdp and opa")
 	flag.StringVar(&o.pdpURL, "pdp", "", "the pdp's URL (default: the stack's)")
+	flag.DurationVar(&o.warm, "warm", 3*time.Second, "warm-up per target before it is measured (the Java emulators compile their hot paths in the first seconds)")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "after the load, how long to keep waiting for attestations once none arrives")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -144,9 +146,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		o.conns, o.dur, o.corr, pdpURL, ep.Gateway, opaserver.Version, opa.URL)
 	var results []loadtest.Result
 	for _, t := range targets {
-		// A short warm-up opens the connections and fills caches; its decisions are
-		// attested too, so their ids join the count.
-		warm := loadtest.Run(ctx, t, o.conns, 300*time.Millisecond)
+		// A warm-up opens the connections, fills caches and lets the Pub/Sub emulator's JIT
+		// compile what the load runs; its decisions are attested too, so their ids join the
+		// count.
+		warm := loadtest.Run(ctx, t, o.conns, o.warm)
 		if warm.Answered == 0 {
 			return fmt.Errorf("%s: no answer during warm-up: %s", t.Name, warm.FirstError)
 		}
