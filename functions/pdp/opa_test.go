@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -22,14 +21,11 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/pdp"
+	"waooaw.dev/governance/infra/local/opaserver"
 	"waooaw.dev/governance/policies"
-	tables "waooaw.dev/governance/rules"
 	"waooaw.dev/governance/shared/policy"
-	"waooaw.dev/governance/shared/rules"
 )
 
-// opaVersion is the OPA the platform embeds; the reference server must match.
-const opaVersion = "1.22.3"
 
 // overrides is the data both servers get on top of the embedded documents.
 var overrides = map[string]any{"engagements": map[string]any{
@@ -38,100 +34,23 @@ var overrides = map[string]any{"engagements": map[string]any{
 	"eng-3": map[string]any{},
 }}
 
-var (
-	opaOnce sync.Once
-	opaPath string
-	opaErr  error
-)
-
-// opaBinary builds the real opa once into a cache shared between runs
-// ($HOME/.cache/waooaw/opa-v1.22.3/opa) from the Go module proxy, in a module
-// that requires exactly that version. A missing Go toolchain or module proxy
-// fails the test; it never skips.
+// opaBinary is the real opa at the embedded version, built once into the user cache by
+// opaserver; a missing Go toolchain or module proxy fails the test, it never skips.
 func opaBinary(t testing.TB) string {
 	t.Helper()
-	opaOnce.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			opaErr = fmt.Errorf("user cache dir: %w", err)
-			return
-		}
-		dir := filepath.Join(cache, "waooaw", "opa-v"+opaVersion)
-		bin := filepath.Join(dir, "opa")
-		if out, err := exec.Command(bin, "version").Output(); err == nil && strings.Contains(string(out), "Version: "+opaVersion) {
-			opaPath = bin
-			return
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			opaErr = fmt.Errorf("mkdir %s: %w", dir, err)
-			return
-		}
-		// A throwaway module pinned to the embedded OPA version, outside the
-		// workspace, so the build neither needs nor touches go.work.sum.
-		src := filepath.Join(dir, "src")
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			opaErr = fmt.Errorf("mkdir %s: %w", src, err)
-			return
-		}
-		mod := "module waooaw.dev/opa-build\n\ngo 1.26\n\nrequire github.com/open-policy-agent/opa v" + opaVersion + "\n"
-		if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(mod), 0o644); err != nil {
-			opaErr = fmt.Errorf("write go.mod: %w", err)
-			return
-		}
-		tmp := bin + fmt.Sprintf(".tmp%d", os.Getpid())
-		cmd := exec.Command("go", "build", "-o", tmp, "github.com/open-policy-agent/opa")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			opaErr = fmt.Errorf("go build opa: %w\n%s", err, out)
-			return
-		}
-		if err := os.Rename(tmp, bin); err != nil {
-			opaErr = fmt.Errorf("install opa: %w", err)
-			return
-		}
-		opaPath = bin
-	})
-	if opaErr != nil {
-		t.Fatalf("cannot build opa %s: %v", opaVersion, opaErr)
+	bin, err := opaserver.Binary(context.Background())
+	if err != nil {
+		t.Fatalf("cannot build opa %s: %v", opaserver.Version, err)
 	}
-	return opaPath
+	return bin
 }
 
-// bundleDir writes the policies (without tests) and the exact data document
-// the engine mounts, for `opa run`.
+// bundleDir writes the policies (without tests) and the exact data document the engine
+// mounts with the test's overrides, for `opa run`.
 func bundleDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	names, err := fs.Glob(policies.FS, "*.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if strings.HasSuffix(n, "_test.rego") {
-			continue
-		}
-		src, err := fs.ReadFile(policies.FS, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, n), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := rules.Load(tables.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := policy.PlatformData(policies.FS, set, overrides)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(map[string]any{policy.DataRoot: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "data.json"), b, 0o644); err != nil {
+	if err := opaserver.WriteBundle(dir, overrides); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -212,6 +131,9 @@ func probes(n int) []probe {
 			set(u, "tasks_today", r.IntN(13))
 			set(u, "ai_spend_usd", money(6))
 			set(u, "days_active", r.IntN(9))
+			if r.IntN(6) == 0 { // a count no double holds: hashed rounded, decided exactly
+				u["tasks_today"] = json.Number("9007199254740993")
+			}
 			in["trial"] = u
 		case "budget":
 			b := map[string]any{}
@@ -222,6 +144,9 @@ func probes(n int) []probe {
 			}
 			set(b, "agent_spend_today_usd", money(5.5))
 			set(b, "estimated_cost_usd", money(0.7))
+			if r.IntN(6) == 0 { // just over the $5 cap, by less than a double can tell
+				b["agent_spend_today_usd"] = json.Number("5.00000000000000000001")
+			}
 			in["budget"] = b
 		case "ai":
 			q := map[string]any{}

@@ -32,6 +32,9 @@ var (
 	// ErrNumber marks a number RFC 8785 cannot write exactly: NaN, ±Inf, out of a double's
 	// range, more precise than a double, or not a JSON number at all.
 	ErrNumber = errors.New("canonical: number is not an exact IEEE 754 double")
+	// ErrRounded marks (and wraps ErrNumber for) a finite number that a double would round:
+	// RFC 8785 implementations write the double, so Rounded gives the value they hash.
+	ErrRounded = fmt.Errorf("%w: a double would round it", ErrNumber)
 )
 
 // maxDepth bounds nesting, so that a map that holds itself is an error, not a crash.

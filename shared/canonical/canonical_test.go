@@ -353,7 +353,7 @@ func (g gen) value(depth int) (any, string, want) {
 // exactly the bytes jcs.Transform makes of their JSON text, and refuses what it documents.
 func TestAppendMatchesJCS(t *testing.T) {
 	g := gen{rand.New(rand.NewPCG(8785, 1))}
-	var compared, refusedUTF8, refusedNumber int
+	var compared, refusedUTF8, refusedNumber, rounded int
 	for i := range 30000 {
 		v, text, w := g.value(0)
 		got, err := canonical.Append(nil, v)
@@ -381,13 +381,25 @@ func TestAppendMatchesJCS(t *testing.T) {
 			} else {
 				refusedNumber++
 			}
+			// Where only rounding stood in the way, Rounded gives the value jcs hashed.
+			if w.inexact && !w.badUTF8 && !w.outRange {
+				if !errors.Is(err, canonical.ErrRounded) {
+					t.Fatalf("value %d %#v: %v, want ErrRounded", i, v, err)
+				}
+				r, changed := canonical.Rounded(v)
+				got, err := canonical.Append(nil, r)
+				if !changed || err != nil || string(got) != string(ref) {
+					t.Fatalf("value %d text %s: Rounded (changed %v) gives %s, %v; jcs %s", i, text, changed, got, err, ref)
+				}
+				rounded++
+			}
 		}
 	}
 	// The generator must reach every case, or the test shows less than it claims.
-	if compared < 20000 || refusedUTF8 < 500 || refusedNumber < 500 {
-		t.Fatalf("compared %d, refused for UTF-8 %d, for numbers %d: the generator is off", compared, refusedUTF8, refusedNumber)
+	if compared < 20000 || refusedUTF8 < 500 || refusedNumber < 500 || rounded < 500 {
+		t.Fatalf("compared %d, refused for UTF-8 %d, for numbers %d (rounded like jcs %d): the generator is off", compared, refusedUTF8, refusedNumber, rounded)
 	}
-	t.Logf("%d equal to jcs, %d refused for UTF-8, %d for numbers", compared, refusedUTF8, refusedNumber)
+	t.Logf("%d equal to jcs, %d refused for UTF-8, %d for numbers (%d of them rounded by Rounded as jcs does)", compared, refusedUTF8, refusedNumber, rounded)
 }
 
 // TestAppendFloatRFC8785 is the number table of RFC 8785 Appendix B, as IEEE 754 bits.

@@ -3,8 +3,11 @@ package canonical
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -38,7 +41,7 @@ func checkInt(b []byte, start int, f float64) ([]byte, error) {
 	var tmp [32]byte
 	if es := strconv.AppendFloat(tmp[:0], f, 'f', -1, 64); string(es) != string(b[start:]) {
 		// Strings, not the slices: b and tmp stay off the heap.
-		return nil, fmt.Errorf("%w: %s would be rounded to %s", ErrNumber, string(b[start:]), string(es))
+		return nil, fmt.Errorf("%w: %s would be rounded to %s", ErrRounded, string(b[start:]), string(es))
 	}
 	return b, nil
 }
@@ -104,7 +107,7 @@ func appendNumber(b []byte, s string) ([]byte, error) {
 	start := len(b)
 	b = appendES(b, f)
 	if !sameDecimal(s, b[start:]) {
-		return nil, fmt.Errorf("%w: %s would be rounded to %s", ErrNumber, quoteForError(s), string(b[start:]))
+		return nil, fmt.Errorf("%w: %s would be rounded to %s", ErrRounded, quoteForError(s), string(b[start:]))
 	}
 	return b, nil
 }
@@ -280,4 +283,66 @@ func unmarshalNumber(raw []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	return d.Decode(v)
+}
+
+// Rounded returns v with every number a double would round (ErrRounded) replaced by that
+// double, as a json.Number in its canonical form, and whether it replaced any: what RFC 8785
+// implementations hash for v, since they read numbers as doubles. v's own maps and slices
+// are not changed; the parts that hold a replaced number are copies. Values that are not
+// JSON shapes are left as they are.
+func Rounded(v any) (any, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		if _, err := appendNumber(nil, string(x)); errors.Is(err, ErrRounded) {
+			if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+				return json.Number(appendES(nil, f)), true
+			}
+		}
+	case int:
+		if r, ok := roundedInt(int64(x)); ok {
+			return r, true
+		}
+	case int64:
+		if r, ok := roundedInt(x); ok {
+			return r, true
+		}
+	case uint64:
+		if _, err := AppendUint(nil, x); errors.Is(err, ErrRounded) {
+			return json.Number(appendES(nil, float64(x))), true
+		}
+	case []any:
+		var out []any
+		for i, e := range x {
+			if r, ok := Rounded(e); ok {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = r
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			if r, ok := Rounded(e); ok {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = r
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
+}
+
+func roundedInt(n int64) (json.Number, bool) {
+	if _, err := AppendInt(nil, n); errors.Is(err, ErrRounded) {
+		return json.Number(appendES(nil, float64(n))), true
+	}
+	return "", false
 }

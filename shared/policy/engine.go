@@ -55,7 +55,9 @@ const DataRoot = "platform"
 
 // Meta says who enforces a decision and for which business flow.
 type Meta struct {
-	EnforcementPoint string // gateway, message_dispatch, stage_runner, ai_router, connector, pdp
+	// EnforcementPoint names the function that enforces the decision ("gateway", "pdp");
+	// the attestation carries it.
+	EnforcementPoint string
 	CorrelationID    string
 }
 
@@ -392,7 +394,11 @@ func (e *Engine) attested(ctx context.Context, bundle, rule string, in *Input, m
 	now := e.now()
 	// The cache holds the bundle's decision; decision and allow both read it.
 	key := cacheKey{gen: rev.gen, bundle: pq.index, sum: sum}
-	d, hit := e.cache.get(key, now)
+	var d Decision
+	hit := false
+	if in.exact {
+		d, hit = e.cache.get(key, now)
+	}
 	if hit {
 		d.Cached = true
 	} else {
@@ -403,7 +409,7 @@ func (e *Engine) attested(ctx context.Context, bundle, rule string, in *Input, m
 		}
 		d.Bundle, d.Revision = bundle, rev.name
 		d.InputSHA256 = hex.EncodeToString(sum[:])
-		if d.TTL > 0 {
+		if d.TTL > 0 && in.exact {
 			e.cache.put(key, d, now.Add(d.TTL))
 		}
 	}
@@ -424,6 +430,9 @@ func (e *Engine) attested(ctx context.Context, bundle, rule string, in *Input, m
 type Input struct {
 	raw any
 	sum [32]byte
+	// exact is false when the hash rounded a number (see inputSum): the cache is then
+	// not used, as its key could not tell this input from its rounded twin.
+	exact bool
 	// The conversion lives apart, so that an Input served from the cache is
 	// one small allocation, or none when the caller keeps it on its stack.
 	conv *inputValue
@@ -448,11 +457,11 @@ func NewInput(input any) (*Input, error) {
 // on its stack costs a decision served from the cache no allocation; set it
 // again only once no decision is using it.
 func (in *Input) set(input any) error {
-	sum, err := inputSum(input)
+	sum, exact, err := inputSum(input)
 	if err != nil {
 		return fmt.Errorf("policy: hash input: %w: %w", ErrBadInput, err)
 	}
-	in.raw, in.sum, in.conv = input, sum, nil
+	in.raw, in.sum, in.exact, in.conv = input, sum, exact, nil
 	return nil
 }
 
