@@ -26,7 +26,6 @@ import (
 	"waooaw.dev/governance/shared/policy"
 )
 
-
 // overrides is the data both servers get on top of the embedded documents.
 var overrides = map[string]any{"engagements": map[string]any{
 	"eng-1": map[string]any{"governor": "gov-1"},
