@@ -112,22 +112,31 @@ func (p *PubSub) publisher(topic string) *pubsub.Publisher {
 	return pub
 }
 
-// Publish validates e and publishes it, waiting for the server's message id.
-func (p *PubSub) Publish(ctx context.Context, topic string, e Envelope) (string, error) {
+// message is e as published on topic: validated and encoded, with its ordering key.
+func message(topic string, e Envelope) (*pubsub.Message, error) {
 	data, err := Encode(topic, e)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	key, err := OrderingKey(topic, e)
+	if err != nil {
+		return nil, err
+	}
+	return &pubsub.Message{Data: data, Attributes: attributes(e), OrderingKey: key}, nil
+}
+
+// Publish validates e and publishes it, waiting for the server's message id.
+func (p *PubSub) Publish(ctx context.Context, topic string, e Envelope) (string, error) {
+	m, err := message(topic, e)
 	if err != nil {
 		return "", err
 	}
 	pub := p.publisher(topic)
-	id, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: attributes(e), OrderingKey: key}).Get(ctx)
+	id, err := pub.Publish(ctx, m).Get(ctx)
 	if err != nil {
-		if key != "" {
+		if m.OrderingKey != "" {
 			// An ordered key stops after a failure until resumed; the caller retries the event.
-			pub.ResumePublish(key)
+			pub.ResumePublish(m.OrderingKey)
 		}
 		return "", fmt.Errorf("events: publish %s to %s: %w", e.EventID, topic, err)
 	}
@@ -139,15 +148,11 @@ func (p *PubSub) Publish(ctx context.Context, topic string, e Envelope) (string,
 func (p *PubSub) PublishAll(ctx context.Context, topic string, es []Envelope) error {
 	msgs := make([]*pubsub.Message, len(es))
 	for i, e := range es {
-		data, err := Encode(topic, e)
+		m, err := message(topic, e)
 		if err != nil {
 			return err
 		}
-		key, err := OrderingKey(topic, e)
-		if err != nil {
-			return err
-		}
-		msgs[i] = &pubsub.Message{Data: data, Attributes: attributes(e), OrderingKey: key}
+		msgs[i] = m
 	}
 	pub := p.publisher(topic)
 	results := make([]*pubsub.PublishResult, len(msgs))
