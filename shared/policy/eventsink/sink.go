@@ -1,12 +1,10 @@
 // Package eventsink publishes policy attestations as platform events on
-// policy_attestations, through the schema-checked events.Publisher.
+// policy_attestations, through the schema-checked events.BatchPublisher.
 package eventsink
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"waooaw.dev/governance/shared/events"
@@ -16,22 +14,20 @@ import (
 // EventType is the CloudEvents type of an attestation event.
 const EventType = "waooaw.policy.attested"
 
-// Sink is a policy.AttestationSink over an events.Publisher.
+// Sink is a policy.AttestationSink over an events.BatchPublisher.
 type Sink struct {
-	pub    events.Publisher
+	pub    events.BatchPublisher
 	source string
 }
 
-// New publishes with pub; source names the enforcing function (for example
-// "//waooaw/gateway").
-func New(pub events.Publisher, source string) *Sink { return &Sink{pub: pub, source: source} }
+// New publishes with pub (an *events.PubSub); source names the enforcing function (for
+// example "//waooaw/gateway").
+func New(pub events.BatchPublisher, source string) *Sink { return &Sink{pub: pub, source: source} }
 
-// SendAttestations publishes the batch. With an events.BatchPublisher (events.PubSub is
-// one) every attestation leaves at once and the publisher keeps each correlation id's
-// order, so a batch costs a round trip per correlation id, not per decision. Otherwise one
-// goroutine per correlation id publishes its attestations in order, each waited for. On any
-// failure the Attester sends the whole batch again; each event's id is its decision_id, so
-// handlers idempotent on event_id drop the repeats.
+// SendAttestations publishes the batch at once, in batch order: the publisher keeps each
+// correlation id's order, so a batch costs a round trip per ordering key, not per decision.
+// On any failure the Attester sends the whole batch again; each event's id is its
+// decision_id, so handlers idempotent on event_id drop the repeats.
 func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation) error {
 	es := make([]events.Envelope, len(batch))
 	for i, a := range batch {
@@ -41,34 +37,8 @@ func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation)
 		}
 		es[i] = e
 	}
-	if bp, ok := s.pub.(events.BatchPublisher); ok {
-		if err := bp.PublishAll(ctx, events.TopicPolicyAttestations, es); err != nil {
-			return fmt.Errorf("publish %d attestations: %w", len(es), err)
-		}
-		return nil
-	}
-	var order []string
-	groups := map[string][]events.Envelope{}
-	for i, a := range batch {
-		if _, ok := groups[a.CorrelationID]; !ok {
-			order = append(order, a.CorrelationID)
-		}
-		groups[a.CorrelationID] = append(groups[a.CorrelationID], es[i])
-	}
-	errs := make([]error, len(order))
-	var wg sync.WaitGroup
-	for i, key := range order {
-		wg.Go(func() { errs[i] = s.publish(ctx, groups[key]) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func (s *Sink) publish(ctx context.Context, group []events.Envelope) error {
-	for _, e := range group {
-		if _, err := s.pub.Publish(ctx, events.TopicPolicyAttestations, e); err != nil {
-			return fmt.Errorf("publish attestation %s: %w", e.EventID, err)
-		}
+	if err := s.pub.PublishAll(ctx, events.TopicPolicyAttestations, es); err != nil {
+		return fmt.Errorf("publish %d attestations: %w", len(es), err)
 	}
 	return nil
 }
