@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -104,9 +107,21 @@ type Secret struct {
 
 // Workflow is a Cloud Workflows definition.
 type Workflow struct {
-	Name   string `yaml:"name"`
-	Source string `yaml:"source"`
+	Name           string `yaml:"name"`
+	Source         string `yaml:"source"` // the YAML file, relative to the repository root
+	ServiceAccount string `yaml:"service_account"`
+	CallLogLevel   string `yaml:"call_log_level"` // LOG_ERRORS_ONLY, ...
+	// FunctionURLs maps a workflow user environment variable to the function whose URL it holds;
+	// those functions are the only ones the workflow's service account may invoke.
+	FunctionURLs map[string]string `yaml:"function_urls"`
 }
+
+// CallLogLevels are the levels Cloud Workflows accepts for call logging.
+var CallLogLevels = []string{"LOG_ALL_CALLS", "LOG_ERRORS_ONLY", "LOG_NONE"}
+
+// envName is what a workflow user environment variable may be called: sys.get_env takes any
+// string, but a shell-style name is one every deploy tool passes through unchanged.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Budget is the billing budget.
 type Budget struct {
@@ -159,10 +174,60 @@ func (s *Spec) check() error {
 			return fmt.Errorf("infraspec: function %s: unknown trigger %q", f.Name, f.Trigger.Type)
 		}
 	}
+	accounts := map[string]bool{}
+	for _, sa := range s.ServiceAccounts {
+		accounts[sa.Name] = true
+	}
+	for _, w := range s.Workflows {
+		if err := w.check(fns, accounts); err != nil {
+			return err
+		}
+	}
 	if s.DeadLetter.MaxDeliveryAttempts < 5 || s.DeadLetter.MaxDeliveryAttempts > 100 {
 		return fmt.Errorf("infraspec: dead_letter.max_delivery_attempts %d outside Pub/Sub's 5..100", s.DeadLetter.MaxDeliveryAttempts)
 	}
 	return nil
+}
+
+// check refuses a workflow Cloud Workflows or the IAM derived from it could not honour. That
+// its source file exists is checked by the repository's tests, which know the root.
+func (w Workflow) check(fns map[string]Function, accounts map[string]bool) error {
+	if w.Name == "" || w.Source == "" {
+		return fmt.Errorf("infraspec: workflow %q: name and source are required", w.Name)
+	}
+	// Without its own identity a workflow runs as the Compute default service account, which
+	// may invoke everything: the least-privilege grants below would mean nothing.
+	if !accounts[w.ServiceAccount] {
+		return fmt.Errorf("infraspec: workflow %s: unknown service account %q", w.Name, w.ServiceAccount)
+	}
+	if !slices.Contains(CallLogLevels, w.CallLogLevel) {
+		return fmt.Errorf("infraspec: workflow %s: call_log_level %q is not one of %v", w.Name, w.CallLogLevel, CallLogLevels)
+	}
+	for env, fn := range w.FunctionURLs {
+		// Cloud Workflows reserves these prefixes and the empty name.
+		if !envName.MatchString(env) || strings.HasPrefix(env, "GOOGLE_") || strings.HasPrefix(env, "WORKFLOWS_") {
+			return fmt.Errorf("infraspec: workflow %s: environment variable name %q is not allowed", w.Name, env)
+		}
+		f, ok := fns[fn]
+		if !ok {
+			return fmt.Errorf("infraspec: workflow %s: %s names unknown function %s", w.Name, env, fn)
+		}
+		// A workflow calls functions with http.post; only an HTTP function has a URL to call.
+		if f.Trigger.Type != "http" {
+			return fmt.Errorf("infraspec: workflow %s: %s names function %s, whose trigger is %s, not http", w.Name, env, fn, f.Trigger.Type)
+		}
+	}
+	return nil
+}
+
+// Workflow returns the named workflow.
+func (s *Spec) Workflow(name string) (Workflow, bool) {
+	for _, w := range s.Workflows {
+		if w.Name == name {
+			return w, true
+		}
+	}
+	return Workflow{}, false
 }
 
 // Function returns the named function.

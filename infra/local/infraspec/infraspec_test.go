@@ -42,6 +42,26 @@ func TestRepoSpecMatchesCode(t *testing.T) {
 	}
 }
 
+// wf is a spec with an HTTP and a Pub/Sub function and a workflow identity.
+const wf = "dead_letter: {max_delivery_attempts: 5}\ntopics: [{name: a}]\n" +
+	"functions: [{name: web, trigger: {type: http}}, {name: sub, trigger: {type: pubsub, topic: a}}]\n" +
+	"service_accounts: [{name: wf}]\n"
+
+func wfURLs(urls string) string {
+	return wf + "workflows: [{name: w, source: w.yaml, service_account: wf, call_log_level: LOG_ERRORS_ONLY, function_urls: {" + urls + "}}]\n"
+}
+
+func TestParseAcceptsWorkflow(t *testing.T) {
+	s, err := Parse([]byte(wfURLs("WEB_URL: web")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := s.Workflow("w")
+	if !ok || w.FunctionURLs["WEB_URL"] != "web" || w.CallLogLevel != "LOG_ERRORS_ONLY" || w.ServiceAccount != "wf" {
+		t.Fatalf("workflow = %+v, %v", w, ok)
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	base := "dead_letter: {max_delivery_attempts: 5}\ntopics: [{name: a}]\n"
 	tests := []struct{ name, doc, want string }{
@@ -51,6 +71,17 @@ func TestParseRefuses(t *testing.T) {
 		{"bad trigger", base + "functions: [{name: f, trigger: {type: cron}}]\n", "unknown trigger"},
 		{"attempts", "dead_letter: {max_delivery_attempts: 3}\n", "max_delivery_attempts"},
 		{"twice", "dead_letter: {max_delivery_attempts: 5}\ntopics: [{name: a}, {name: a}]\n", "twice"},
+		{"workflow without source", wf + "workflows: [{name: w, service_account: wf, call_log_level: LOG_ERRORS_ONLY}]\n", "source"},
+		{"workflow without account", wf + "workflows: [{name: w, source: w.yaml, call_log_level: LOG_ERRORS_ONLY}]\n", "unknown service account"},
+		{"workflow account unknown", wf + "workflows: [{name: w, source: w.yaml, service_account: nobody, call_log_level: LOG_ERRORS_ONLY}]\n", "unknown service account"},
+		{"call log level", wf + "workflows: [{name: w, source: w.yaml, service_account: wf, call_log_level: LOG_EVERYTHING}]\n", "call_log_level"},
+		{"call log level unset", wf + "workflows: [{name: w, source: w.yaml, service_account: wf}]\n", "call_log_level"},
+		{"url of unknown function", wfURLs("A_URL: nope"), "unknown function nope"},
+		{"url of pubsub function", wfURLs("A_URL: sub"), "not http"},
+		{"env GOOGLE_", wfURLs("GOOGLE_URL: web"), "not allowed"},
+		{"env WORKFLOWS_", wfURLs("WORKFLOWS_URL: web"), "not allowed"},
+		{"env with dash", wfURLs("A-URL: web"), "not allowed"},
+		{"env empty", wfURLs(`"": web`), "not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
