@@ -137,18 +137,32 @@ func init() {
 		}
 		return arg(a, 1), nil
 	}, "name", "default")
+	// Google's order is data, severity, text, json, timeout, and exactly one
+	// of data, text and json is logged.
 	reg("sys.log", 0, func(c Ctx, a []any) (any, error) {
-		v := arg(a, 1)
-		if has(a, 0) {
-			v = a[0]
+		var v any
+		n := 0
+		for _, i := range []int{0, 2, 3} {
+			if has(a, i) {
+				v = a[i]
+				n++
+			}
 		}
-		sev, _ := arg(a, 2).(string)
+		if n != 1 {
+			return nil, lang.Errorf(lang.TagType, "sys.log: exactly one of data, text or json must be given, got %d", n)
+		}
+		if has(a, 3) {
+			if _, ok := a[3].(map[string]any); !ok {
+				return nil, typeErr("sys.log", "json as a map", a[3])
+			}
+		}
+		sev, _ := arg(a, 1).(string)
 		if sev == "" {
 			sev = "DEFAULT"
 		}
 		c.Log(sev, v)
 		return nil, nil
-	}, "data", "text", "severity", "json", "timeout")
+	}, "data", "severity", "text", "json", "timeout")
 	registry["sys.sleep"] = &Func{Params: []string{"seconds"}, Required: 1, Blocking: true}
 	registry["sys.sleep_until"] = &Func{Params: []string{"time"}, Required: 1, Blocking: true}
 	registry["events.await_callback"] = &Func{Params: []string{"callback", "timeout"}, Required: 1, Blocking: true}

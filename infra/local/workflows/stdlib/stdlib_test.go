@@ -1,6 +1,7 @@
 package stdlib
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -137,5 +138,54 @@ func TestHTTPAuthToken(t *testing.T) {
 	}
 	if _, err := call(t, "http.get", srv.URL, nil, nil, nil, map[string]any{"type": "Basic"}); err == nil {
 		t.Fatal("unknown auth type accepted")
+	}
+}
+
+// logCtx records what sys.log writes.
+type logCtx struct {
+	ctx
+	sev string
+	v   any
+}
+
+func (c *logCtx) Log(sev string, v any) { c.sev, c.v = sev, v }
+
+// TestSysLog follows https://cloud.google.com/workflows/docs/reference/stdlib/sys/log:
+// positional order data, severity, text, json; exactly one payload.
+func TestSysLog(t *testing.T) {
+	m := map[string]any{"request_id": "r1"}
+	cases := []struct {
+		name    string
+		args    []any
+		wantSev string
+		want    string // Repr of the logged value, or !Tag
+	}{
+		{"data", []any{"hi"}, "DEFAULT", `"hi"`},
+		{"data and severity", []any{"hi", "ERROR"}, "ERROR", `"hi"`},
+		{"text", []any{nil, "INFO", "t"}, "INFO", `"t"`},
+		{"json", []any{nil, nil, nil, m}, "DEFAULT", `{"request_id":"r1"}`},
+		{"json not a map", []any{nil, nil, nil, "x"}, "", `!TypeError`},
+		{"two payloads", []any{"a", nil, "b"}, "", `!TypeError`},
+		{"no payload", []any{nil, "INFO"}, "", `!TypeError`},
+	}
+	f, _ := Lookup("sys.log")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &logCtx{}
+			_, err := f.Fn(c, tc.args)
+			if strings.HasPrefix(tc.want, "!") {
+				var le *lang.Error
+				if !errors.As(err, &le) || !le.HasTag(tc.want[1:]) {
+					t.Fatalf("err = %v, want tag %s", err, tc.want[1:])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.sev != tc.wantSev || lang.Repr(c.v) != tc.want {
+				t.Fatalf("logged %s %s, want %s %s", c.sev, lang.Repr(c.v), tc.wantSev, tc.want)
+			}
+		})
 	}
 }
