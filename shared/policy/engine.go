@@ -299,10 +299,10 @@ func (e *Engine) setRevision(name string) {
 	e.revision.Store(&revisionGen{name: name, gen: e.gens.Add(1)})
 }
 
-// putData replaces data.platform[key] (for example "engagements" when a
+// PutData replaces data.platform[key] (for example "engagements" when a
 // Governor is assigned) and moves the revision, so no cached decision made
-// with the old data is served again.
-func (e *Engine) putData(ctx context.Context, key string, value any) error {
+// with the old data is served again. Value must marshal to JSON.
+func (e *Engine) PutData(ctx context.Context, key string, value any) error {
 	raw, err := json.Marshal(value)
 	if err != nil {
 		return fmt.Errorf("policy: put data %s: %w", key, err)

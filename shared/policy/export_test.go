@@ -11,10 +11,6 @@ var WithClock = withClock
 
 func (e *Engine) Revision() string { return e.revisionName() }
 
-func (e *Engine) PutData(ctx context.Context, key string, value any) error {
-	return e.putData(ctx, key, value)
-}
-
 func (e *Engine) DecideInput(ctx context.Context, bundle, rule string, in *Input, meta Meta) (Decision, error) {
 	return e.decideInput(ctx, bundle, rule, in, meta)
 }
