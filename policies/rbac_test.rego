@@ -71,6 +71,24 @@ test_verify_is_reserved_to_governor_and_auditor if {
 	viewer.reasons == ["role viewer may not verify: reserved to governor, auditor"]
 }
 
+test_read_audit_is_reserved_to_admin_governor_and_auditor if {
+	every role in ["admin", "governor", "auditor"] {
+		rbac.allow with input as req(role, "read_audit")
+	}
+	every role in ["manager", "operator", "analyst", "viewer"] {
+		d := rbac.decision with input as req(role, "read_audit")
+		not d.allow
+		d.reasons == [sprintf("role %v may not read_audit: reserved to admin, governor, auditor", [role])]
+	}
+}
+
+test_only_admin_assigns_governors if {
+	rbac.allow with input as req("admin", "assign_governor")
+	d := rbac.decision with input as req("governor", "assign_governor")
+	not d.allow
+	d.reasons == ["role governor (level 2) may not assign_governor: needs level <= 1"]
+}
+
 test_reserved_roles_come_from_data if {
 	rbac.allow with input as req("admin", "verify") with data.platform.action_roles as {"verify": ["admin"]}
 	not rbac.allow with input as req("auditor", "verify") with data.platform.action_roles as {"verify": ["admin"]}
