@@ -1,9 +1,10 @@
-# Each function runs as its own service account with the project roles the spec lists.
+# Each function and each workflow runs as its own service account with the project roles the
+# spec lists. What a workflow may invoke is granted per function (workflows.tf).
 resource "google_service_account" "function" {
   for_each = local.service_accounts
 
   account_id   = each.key
-  display_name = "Function identity ${each.key}"
+  display_name = "Platform identity ${each.key}"
 
   depends_on = [google_project_service.api]
 }

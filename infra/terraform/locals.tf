@@ -52,6 +52,15 @@ locals {
 
   secrets   = { for s in local.spec.secrets : s.name => s }
   workflows = { for w in local.spec.workflows : w.name => w }
+  # (workflow, function) for every function a workflow is given the URL of: its identity may
+  # invoke these and no other.
+  workflow_invokers = {
+    for pair in flatten([
+      for w in local.spec.workflows : [
+        for fn in distinct(values(try(w.function_urls, {}))) : { workflow = w.name, account = w.service_account, function = fn }
+      ]
+    ]) : "${pair.workflow} ${pair.function}" => pair
+  }
 
   apis = toset([
     "artifactregistry.googleapis.com",

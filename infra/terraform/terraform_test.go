@@ -118,7 +118,7 @@ func loadModule(t *testing.T) *Module {
 // is made of are all there.
 func TestParses(t *testing.T) {
 	m := loadModule(t)
-	for _, name := range []string{"versions.tf", "variables.tf", "locals.tf", "pubsub.tf", "functions.tf", "budget.tf", "outputs.tf"} {
+	for _, name := range []string{"versions.tf", "variables.tf", "locals.tf", "pubsub.tf", "functions.tf", "iam.tf", "workflows.tf", "budget.tf", "outputs.tf"} {
 		if _, ok := m.Files[name]; !ok {
 			t.Errorf("%s missing from the module (files: %v)", name, sortedKeys(m.Files))
 		}
