@@ -703,3 +703,37 @@ func TestReviewTablesAreConsistent(t *testing.T) {
 		t.Fatalf("%d review tables with outcome_order, want certification, architecture and ethics", reviews)
 	}
 }
+
+func BenchmarkStageLimits(b *testing.B) {
+	s := load(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.StageLimits(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The largest review: a forbidden purpose and every escalation, five rules fired.
+func BenchmarkEthicsReview(b *testing.B) {
+	s := load(b)
+	facts := map[string]any{"purpose": "Spread disinformation about a rival clinic", "industry": "healthcare",
+		"controls": []string{"claims_verified"}, "risk_flags": []string{"minors"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.EthicsReview(facts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSpecGaps(b *testing.B) {
+	s := load(b)
+	present := specFields[:5]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.SpecGaps(present); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
