@@ -15,7 +15,9 @@ import (
 
 func TestProvisionEnforcesSchemasAndDeadLetters(t *testing.T) {
 	env := ForTest(t)
-	spec := env.Provision(t, map[string]string{"auditor": "http://127.0.0.1:1"})
+	// Every function pushed to gets the same unreachable URL: the auditor (a Pub/Sub function)
+	// and the registry (an HTTP function that also takes health_events by push) alike.
+	spec := env.Provision(t, map[string]string{"auditor": "http://127.0.0.1:1", "registry": "http://127.0.0.1:1"})
 	c := env.PubSub(t)
 	ctx := context.Background()
 
@@ -57,6 +59,9 @@ func TestProvisionEnforcesSchemasAndDeadLetters(t *testing.T) {
 		}
 		if want := PushEndpoint("http://127.0.0.1:1", env.Project, s.Topic); sub.GetPushConfig().GetPushEndpoint() != want {
 			t.Errorf("%s: push endpoint %q, want %q", s.Name, sub.GetPushConfig().GetPushEndpoint(), want)
+		}
+		if sub.GetEnableMessageOrdering() != s.MessageOrdering {
+			t.Errorf("%s: message ordering %v, want %v", s.Name, sub.GetEnableMessageOrdering(), s.MessageOrdering)
 		}
 	}
 }
