@@ -1,9 +1,15 @@
 package infraspec
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/schema"
@@ -59,6 +65,48 @@ func TestParseAcceptsWorkflow(t *testing.T) {
 	w, ok := s.Workflow("w")
 	if !ok || w.FunctionURLs["WEB_URL"] != "web" || w.CallLogLevel != "LOG_ERRORS_ONLY" || w.ServiceAccount != "wf" {
 		t.Fatalf("workflow = %+v, %v", w, ok)
+	}
+}
+
+// TestRepoWorkflows: the workflows deployed are the files in workflows/. The local stack
+// deploys every workflows/*.yaml while Terraform deploys what the spec declares, so a file
+// not declared would run locally and never in the cloud. A declared source is checked when
+// present: a workflow is declared before its file lands, and its absence fails Terraform's
+// plan (file()) rather than this test.
+func TestRepoWorkflows(t *testing.T) {
+	s, root, err := LoadRepo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	for _, w := range s.Workflows {
+		declared[w.Source] = true
+		b, err := os.ReadFile(filepath.Join(root, w.Source))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Errorf("workflow %s: %s: %v", w.Name, w.Source, err)
+		} else if _, ok := doc["main"]; !ok {
+			t.Errorf("workflow %s: %s has no main", w.Name, w.Source)
+		}
+	}
+	for _, f := range files {
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !declared[filepath.ToSlash(rel)] {
+			t.Errorf("%s is not declared in %s", rel, RelPath)
+		}
 	}
 }
 
