@@ -225,3 +225,6 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.body.Write(b)
 	return r.ResponseWriter.Write(b)
 }
+
+// Unwrap lets the reverse proxy flush through the wrapper.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
