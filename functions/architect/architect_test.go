@@ -297,10 +297,11 @@ func TestUndoReleasesTheName(t *testing.T) {
 		req      string
 		released []string
 		holder   string // after the undo
+		status   string // the request's, unchanged
 	}{
-		{"the holder's undo releases the name", "req-a", []string{"Shop Helper"}, ""},
-		{"retried, it answers the same", "req-a", []string{"Shop Helper"}, ""},
-		{"an undo of a request holding nothing", "req-b", []string{}, ""},
+		{"the holder's undo releases the name", "req-a", []string{"Shop Helper"}, "", "vetoed"},
+		{"retried, it answers the same", "req-a", []string{"Shop Helper"}, "", "vetoed"},
+		{"an undo of a request holding nothing", "req-b", []string{}, "", "needs_revision"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, b := undo(tc.req)
@@ -308,8 +309,8 @@ func TestUndoReleasesTheName(t *testing.T) {
 			if err := json.Unmarshal(b, &a); err != nil || code != 200 {
 				t.Fatalf("%d %s (%v)", code, b, err)
 			}
-			if a.Stage != 4 || a.Name != "architecture_review" || a.Outcome != "undone" || !slices.Equal(a.Released, tc.released) {
-				t.Errorf("answer %+v; want stage 4 undone, released %v", a, tc.released)
+			if a.Stage != 4 || a.Name != "architecture_review" || a.Outcome != "undone" || !slices.Equal(a.Released, tc.released) || a.Status != tc.status {
+				t.Errorf("answer %+v; want stage 4 undone, released %v, status %s", a, tc.released, tc.status)
 			}
 			got := h.get(t, tc.req)
 			if len(got.Compensations) != 1 || got.Compensations[0] != (agentreq.Compensation{Stage: 4, At: "2026-12-02T09:00:00Z"}) {

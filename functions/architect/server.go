@@ -102,6 +102,7 @@ type Undone struct {
 	Name     string   `json:"name"`
 	Outcome  string   `json:"outcome"`
 	Released []string `json:"released"` // the agent names given up
+	Status   string   `json:"status"`
 }
 
 // trace is what the audit log keeps of a review: every table evaluated.
@@ -263,7 +264,7 @@ func (s *Server) undoOnce(ctx context.Context, c agentreq.Call) (agentreq.Result
 				released = append(released, n.AgentName)
 			}
 			rec.Reasons = append(slices.Clone(reasons), releasedReason(released))
-			rec.Answer = Undone{Stage: Stage, Name: StageName, Outcome: OutcomeUndone, Released: released}
+			rec.Answer = Undone{Stage: Stage, Name: StageName, Outcome: OutcomeUndone, Released: released, Status: req.Status}
 			return nil
 		},
 	})

@@ -265,8 +265,8 @@ func TestUndoWithdrawsTheClearance(t *testing.T) {
 			if err := json.Unmarshal(b, &a); err != nil || code != 200 {
 				t.Fatalf("%d %s (%v)", code, b, err)
 			}
-			if a.Stage != 5 || a.Name != "ethics_review" || a.Outcome != "withdrawn" || !slices.Equal(a.Rounds, tc.rounds) {
-				t.Errorf("answer %+v; want stage 5 withdrawn, rounds %v", a, tc.rounds)
+			if a.Stage != 5 || a.Name != "ethics_review" || a.Outcome != "withdrawn" || !slices.Equal(a.Rounds, tc.rounds) || a.Status != "vetoed" {
+				t.Errorf("answer %+v; want stage 5 withdrawn, rounds %v, status vetoed", a, tc.rounds)
 			}
 			got := h.get(t, tc.req)
 			if len(got.Compensations) != 1 || got.Compensations[0] != (agentreq.Compensation{Stage: 5, At: "2026-12-02T09:00:00Z"}) {

@@ -93,6 +93,7 @@ type Withdrawn struct {
 	Name    string `json:"name"`
 	Outcome string `json:"outcome"`
 	Rounds  []int  `json:"rounds"` // the rounds whose verdicts were withdrawn
+	Status  string `json:"status"`
 }
 
 func (s *Server) review(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +207,7 @@ func (s *Server) undoOnce(ctx context.Context, c agentreq.Call) (agentreq.Result
 				}
 			}
 			slices.Sort(rounds)
-			rec.Answer = Withdrawn{Stage: Stage, Name: StageName, Outcome: OutcomeWithdrawn, Rounds: rounds}
+			rec.Answer = Withdrawn{Stage: Stage, Name: StageName, Outcome: OutcomeWithdrawn, Rounds: rounds, Status: req.Status}
 			return nil
 		},
 	})
