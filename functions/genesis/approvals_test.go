@@ -38,7 +38,7 @@ func TestGovernorApproval(t *testing.T) {
 			var v genesis.ApprovalVerdict
 			h.post(t, "/v1/stages/governor_approval", stageBody(id, 1, tc.spec, wayOfWorking())).into(t, &v)
 			if v.Stage != 6 || v.Outcome != tc.outcome || v.Status != tc.status || v.SeedID != tc.seed {
-				t.Fatalf("verdict %+v; want outcome %s status %s seed %q", v, tc.outcome, tc.status, tc.seed)
+				t.Fatalf("verdict %s; want outcome %s status %s seed %q", brief(v), tc.outcome, tc.status, tc.seed)
 			}
 			if !strings.Contains(string(v.Trace), `"precedent_seeds"`) {
 				t.Errorf("trace is not the seed table's: %s", v.Trace)
@@ -50,7 +50,7 @@ func TestGovernorApproval(t *testing.T) {
 			if tc.seed != "" {
 				wantID := agentreq.ApprovalID(id, "veto_window", "deployment", 1)
 				if v.ApprovalID != wantID || v.VetoWindowSeconds != 24*3600 || v.TimeoutSeconds != 24*3600 || v.OnTimeout != "implicit" || v.Deadline != "" {
-					t.Errorf("seed verdict %+v; want approval %s, a 24 h window, no deadline until it opens", v, wantID)
+					t.Errorf("seed verdict %s; want approval %s, a 24 h window, no deadline until it opens", brief(v), wantID)
 				}
 				want := agentreq.ApprovalRef{ApprovalID: wantID, Kind: "veto_window", Type: "deployment", SeedID: tc.seed, State: "pending"}
 				if *p.Approval != want {
@@ -64,7 +64,7 @@ func TestGovernorApproval(t *testing.T) {
 			wantID := agentreq.ApprovalID(id, "blocking", "deployment", 1)
 			deadline := atPlus(time.Minute + 240*time.Minute)
 			if v.ApprovalID != wantID || v.TimeoutSeconds != 240*60 || v.OnTimeout != "deny" || v.Deadline != deadline || v.VetoWindowSeconds != 0 {
-				t.Errorf("blocking verdict %+v; want %s, 240 min, deny, deadline %s", v, wantID, deadline)
+				t.Errorf("blocking verdict %s; want %s, 240 min, deny, deadline %s", brief(v), wantID, deadline)
 			}
 			a := h.approval(t, wantID)
 			if a.State != "pending" || a.Kind != "blocking" || a.Type != "deployment" || a.Stage != 6 || a.Deadline != deadline ||

@@ -48,7 +48,7 @@ func TestThreeVetoesFlagTheSeed(t *testing.T) {
 	var v genesis.ApprovalVerdict
 	h.post(t, "/v1/stages/governor_approval", stageBody(id, 1, healthcareSpec(), wayOfWorking())).into(t, &v)
 	if v.Outcome != "awaiting_approval" || v.SeedID != "" || v.ApprovalID != agentreq.ApprovalID(id, "blocking", "deployment", 1) {
-		t.Fatalf("after three vetoes: %+v; want a blocking approval", v)
+		t.Fatalf("after three vetoes: %s; want a blocking approval", brief(v))
 	}
 	if r := strings.Join(v.Reasons, "; "); !strings.Contains(r, "GEN-004 matches but is flagged after 3 false positives") {
 		t.Errorf("reasons %q do not say GEN-004 was skipped as flagged", r)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -291,4 +292,10 @@ func stageBody(id string, round int, spec, wow map[string]any) map[string]any {
 		"revision_callback": "http://workflows.local/callbacks/revision-" + id,
 		"approval_callback": "http://workflows.local/callbacks/approval-" + id,
 	}
+}
+
+// brief shows a stage 6 verdict without its trace.
+func brief(v genesis.ApprovalVerdict) string {
+	v.Trace = nil
+	return fmt.Sprintf("%+v", v)
 }
