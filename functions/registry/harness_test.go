@@ -37,6 +37,7 @@ type harness struct {
 	wf   *workflowstest.Emulator
 	url  string
 	flow string // the deploy workflow (deployWorkflow)
+	pub  *events.PubSub
 	seq  atomic.Int64
 }
 
@@ -54,11 +55,14 @@ func (f *failing) Callback(ctx context.Context, url string, body any) error {
 	return f.Callbacks.Callback(ctx, url, body)
 }
 
-type harnessOption func(*registry.Options)
+type harnessOption func(o *registry.Options, pushed *bool)
+
+// pushedHealth makes the Pub/Sub emulator push health_events to the registry.
+func pushedHealth() harnessOption { return func(_ *registry.Options, pushed *bool) { *pushed = true } }
 
 // failFirst makes the first n callbacks fail.
 func failFirst(n int) harnessOption {
-	return func(o *registry.Options) {
+	return func(o *registry.Options, _ *bool) {
 		f := &failing{Callbacks: o.Callbacks}
 		f.n.Store(int64(n))
 		o.Callbacks = f
@@ -68,10 +72,10 @@ func failFirst(n int) harnessOption {
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{env: emulators.ForTest(t), wf: workflowstest.New(t)}
-	h.tap = h.env.Tap(t)
 	h.fs = h.env.Firestore(t)
 	pub := registry.NewPublisher(h.env.PubSub(t))
 	t.Cleanup(pub.Close)
+	h.pub = pub
 	wfc, err := workflowexec.New(context.Background(), h.wf.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +84,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if testing.Verbose() {
 		o.Logger = logging.New(os.Stderr, &logging.Options{Project: h.env.Project})
 	}
+	pushed := false
 	for _, opt := range opts {
-		opt(&o)
+		opt(&o, &pushed)
 	}
 	s, err := registry.New(o)
 	if err != nil {
@@ -90,6 +95,11 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
+	if pushed {
+		// registry-health_events pushes to this server, as the local stack provisions it.
+		h.env.Provision(t, map[string]string{"registry": h.url})
+	}
+	h.tap = h.env.Tap(t) // provisions what is still missing, with pull subscriptions
 	h.flow = h.wf.Deploy("deploy", deployWorkflow)
 	return h
 }
@@ -297,29 +307,41 @@ func (h *harness) agent(t testing.TB, id string) registry.AgentView {
 	}
 	var v registry.AgentView
 	a.decode(t, &v)
-	// The view hides the callback URL; the stored documents hold it.
+	// The view is one moment's: its events replay into its agent (the callback URL hidden).
+	if replayed, err := registry.Replay(v.Events); err != nil || replayed != v.Agent {
+		t.Errorf("GET agent %s: replayed events give %+v (%v); the answer is %+v", id, replayed, err, v.Agent)
+	}
+	// The stored documents, read in one transaction, hold the URL too.
 	var stored registry.Agent
-	snap, err := h.fs.Collection(registry.Collection).Doc(id).Get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := snap.DataTo(&stored); err != nil {
-		t.Fatal(err)
-	}
 	var evs []registry.Event
-	snaps, err := snap.Ref.Collection(registry.EventsCollection).OrderBy("seq", firestore.Asc).Documents(context.Background()).GetAll()
+	err := h.fs.RunTransaction(context.Background(), func(ctx context.Context, tx *firestore.Transaction) error {
+		ref := h.fs.Collection(registry.Collection).Doc(id)
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		if err := snap.DataTo(&stored); err != nil {
+			return err
+		}
+		snaps, err := tx.Documents(ref.Collection(registry.EventsCollection).OrderBy("seq", firestore.Asc)).GetAll()
+		if err != nil {
+			return err
+		}
+		evs = evs[:0]
+		for _, s := range snaps {
+			var e registry.Event
+			if err := s.DataTo(&e); err != nil {
+				return err
+			}
+			if want := fmt.Sprintf("%020d", e.Seq); s.Ref.ID != want {
+				return fmt.Errorf("event %d stored as %s, want %s", e.Seq, s.Ref.ID, want)
+			}
+			evs = append(evs, e)
+		}
+		return nil
+	}, firestore.ReadOnly)
 	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range snaps {
-		var e registry.Event
-		if err := s.DataTo(&e); err != nil {
-			t.Fatal(err)
-		}
-		if want := fmt.Sprintf("%020d", e.Seq); s.Ref.ID != want {
-			t.Errorf("event %d stored as %s, want %s", e.Seq, s.Ref.ID, want)
-		}
-		evs = append(evs, e)
+		t.Fatalf("read agent %s: %v", id, err)
 	}
 	replayed, err := registry.Replay(evs)
 	if err != nil {
@@ -328,9 +350,8 @@ func (h *harness) agent(t testing.TB, id string) registry.AgentView {
 	if replayed != stored {
 		t.Errorf("agent %s: replayed events give\n%+v\nthe projection is\n%+v", id, replayed, stored)
 	}
-	if len(evs) != len(v.Events) || v.Agent.Seq != stored.Seq || v.Agent.State != stored.State {
-		t.Errorf("GET agent %s answers %d events at seq %d (%s); stored %d at seq %d (%s)", id,
-			len(v.Events), v.Agent.Seq, v.Agent.State, len(evs), stored.Seq, stored.State)
+	if stored.HealthCallback == "" {
+		t.Errorf("agent %s: the stored projection lost its health callback", id)
 	}
 	return v
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"cloud.google.com/go/firestore"
 
@@ -14,6 +15,10 @@ import (
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/workflowexec"
 )
+
+// CallbackTimeout bounds a health callback: a third of registry-health_events' 30 s ack
+// deadline.
+const CallbackTimeout = 10 * time.Second
 
 // MaxPushBytes bounds a push body: Pub/Sub messages are at most 10 MB, health reports a
 // few hundred bytes.
@@ -227,8 +232,14 @@ func (s *Server) streak(a Agent, env events.Envelope, rep Report, ans *PushAnswe
 // recorded, and records the delivery once the workflow accepted it. It reports false when
 // the execution had ended (recorded too: nothing awaits the callback any more). Any other
 // failure is returned, so the push is answered 5xx and delivered again.
+//
+// The subscription is ordered per agent_id, so Pub/Sub has one report of an agent in
+// flight at a time and two deliveries race only when a push outlives the ack deadline;
+// CallbackTimeout keeps the callback well inside it.
 func (s *Server) deliver(ctx context.Context, a Agent, env events.Envelope, rep Report) (bool, error) {
-	err := s.opt.Callbacks.Callback(ctx, a.HealthCallback, HealthCallback{AgentID: a.AgentID, Status: HealthHealthy, ObservedAt: a.HealthyAt})
+	cctx, cancel := context.WithTimeout(ctx, CallbackTimeout)
+	err := s.opt.Callbacks.Callback(cctx, a.HealthCallback, HealthCallback{AgentID: a.AgentID, Status: HealthHealthy, ObservedAt: a.HealthyAt})
+	cancel()
 	typ := EventCallbackDelivered
 	switch {
 	case errors.Is(err, workflowexec.ErrCallbackGone):

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -285,5 +286,36 @@ func TestPoisonIsRefused(t *testing.T) {
 	}
 	if got := types(h.agent(t, agent).Events); !reflect.DeepEqual(got, []string{"deploy_requested"}) {
 		t.Errorf("poison changed the agent: %v", got)
+	}
+}
+
+// TestHealthEventsPushedByPubSub runs the health path as deployed: reports published on
+// health_events reach the registry through the emulator's push subscription.
+func TestHealthEventsPushedByPubSub(t *testing.T) {
+	h := newHarness(t, pushedHealth())
+	_, agent, execution := h.deploy(t, true)
+	healthy := report(agent, engagement, "healthy", at(5))
+	// The same event twice (a publisher's retry) and another healthy report.
+	for _, env := range []events.Envelope{healthy, healthy, report(agent, engagement, "healthy", at(6))} {
+		if _, err := h.pub.Publish(context.Background(), events.TopicHealthEvents, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for the pushes: the callback is delivered once the first is taken.
+	deadline := time.Now().Add(30 * time.Second)
+	for !h.agent(t, agent).Agent.CallbackDelivered {
+		if time.Now().After(deadline) {
+			t.Fatalf("no callback delivered; agent %+v", h.agent(t, agent))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.tap.Drain(t, time.Second) // the later pushes have been taken too
+	h.wf.Service.WaitIdle()
+	res := h.finish(t, execution)
+	if res.Health["status"] != "healthy" || res.Health["observed_at"] != at(5) || res.Second != nil {
+		t.Errorf("callbacks: first %v, second %v", res.Health, res.Second)
+	}
+	if got := types(h.agent(t, agent).Events); !reflect.DeepEqual(got, []string{"deploy_requested", "healthy", "callback_delivered"}) {
+		t.Errorf("events %v", got)
 	}
 }

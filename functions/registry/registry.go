@@ -80,11 +80,18 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	pub := NewPublisher(ps)
+	s, err := New(Options{Firestore: fs, Publisher: pub, Callbacks: wf, Logger: env.Log})
+	if err != nil {
+		pub.Close()
+		ps.Close()
+		fs.Close()
+		return nil, startup.Permanent(err)
+	}
 	env.OnShutdown(func(context.Context) error {
 		pub.Close()
 		return errors.Join(ps.Close(), fs.Close())
 	})
-	return New(Options{Firestore: fs, Publisher: pub, Callbacks: wf, Logger: env.Log})
+	return s, nil
 }
 
 // NewPublisher is the registry's publisher: each call waits for its audit event, so a
