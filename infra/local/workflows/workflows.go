@@ -45,6 +45,11 @@ type Options struct {
 	// `auth: {type: OIDC|OAuth2}` sends (e.g. from the local identity
 	// provider); without it such calls go without a token.
 	Token func(kind, audience string) (string, error)
+	// InternalHosts are hosts ("host:port" or "host") that stand for Google Cloud
+	// services, such as the local stack's functions: the step counters
+	// (/emulator/v1/usage) bill a request to one as an internal step, as Cloud Workflows
+	// bills a Cloud Run functions invocation. Google's own domains always are internal.
+	InternalHosts []string
 }
 
 // Server is a running emulator.
@@ -99,7 +104,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			}
 		}
 	}
-	svc, err := service.New(service.Options{Store: st, Clock: clk, BaseURL: s.URL, Logf: opts.Logf, OnAdvance: onAdvance, Token: opts.Token})
+	svc, err := service.New(service.Options{Store: st, Clock: clk, BaseURL: s.URL, Logf: opts.Logf, OnAdvance: onAdvance, Token: opts.Token,
+		InternalHosts: opts.InternalHosts})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("workflows: start: %w", err)
@@ -109,7 +115,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	rest := api.NewHandler(svc)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", rest)
-	mux.Handle("/emulator/v1/", api.ClockHandler(svc))
+	mux.Handle("/emulator/v1/", api.EmulatorHandler(svc))
 	mux.Handle("/ui/", http.StripPrefix("/ui", ui.Handler(svc)))
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusFound)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ func (x *Exec) call(t *Thread, s *lang.Step, sid int) {
 		}
 		named[name] = v
 	}
+	if httpRequest(s.Call) {
+		x.countHTTP(named["url"])
+	}
 	last := -1
 	for i, p := range fn.Params {
 		if _, ok := named[p]; ok {
@@ -88,6 +92,34 @@ func (x *Exec) call(t *Thread, s *lang.Step, sid int) {
 		_ = x.setVar(t, s.Result, v)
 	}
 	x.afterStep(t, s)
+}
+
+// httpRequest says whether a standard library function sends a request (the retry
+// predicates under http. do not).
+func httpRequest(name string) bool {
+	switch name {
+	case "http.get", "http.post", "http.put", "http.patch", "http.delete", "http.request":
+		return true
+	}
+	return false
+}
+
+// countHTTP counts one http.* request attempt, external unless its URL is Google's or
+// the host says it stands for a Google Cloud service.
+func (x *Exec) countHTTP(rawURL any) {
+	x.St.HTTPCalls++
+	s, _ := rawURL.(string)
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return // the request fails before it leaves; nothing external was called
+	}
+	internal := GoogleInternal(u)
+	if c, ok := x.Host.(URLClassifier); ok && !internal {
+		internal = c.InternalURL(u)
+	}
+	if !internal {
+		x.St.ExtHTTPCalls++
+	}
 }
 
 func seconds(v any) (float64, bool) {
@@ -145,6 +177,7 @@ func (x *Exec) blocking(t *Thread, s *lang.Step, sid int, args []any) {
 		}
 		t.Wait = &Wait{Kind: WChild, Callback: child, Result: s.Result, Step: sid}
 	case "events.await_callback":
+		x.St.Awaits++
 		id, err := x.callbackID(arg(0))
 		if err != nil {
 			x.raiseErr(t, err)

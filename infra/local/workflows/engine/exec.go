@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -38,6 +39,28 @@ type ChildStarter interface {
 	// StartChild starts workflow (a workflow id, or a full name) with arg
 	// and returns the child execution's name.
 	StartChild(workflow string, arg any) (string, error)
+}
+
+// URLClassifier is implemented by hosts that know which URLs stand for Google Cloud
+// services locally (the local stack's functions); without it, GoogleInternal decides.
+type URLClassifier interface {
+	// InternalURL reports whether a request to u is billed as an internal step.
+	InternalURL(u *url.URL) bool
+}
+
+// googleSuffixes are the domains whose requests Cloud Workflows bills as internal steps.
+var googleSuffixes = []string{".googleapis.com", ".cloud.goog", ".appspot.com", ".run.app", ".cloudfunctions.net"}
+
+// GoogleInternal reports whether Cloud Workflows bills a request to u as an internal step:
+// Google APIs, App Engine, Cloud Run and Cloud Run functions by their Google domains.
+func GoogleInternal(u *url.URL) bool {
+	h := strings.ToLower(u.Hostname())
+	for _, s := range googleSuffixes {
+		if strings.HasSuffix(h, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // TokenSource is implemented by hosts that can mint tokens for http.*
@@ -206,8 +229,11 @@ func (x *Exec) routine(t *Thread) string {
 func (x *Exec) record(t *Thread, s *lang.Step) {
 	x.St.StepCount++
 	if strings.IndexByte(s.Name, '#') >= 0 {
+		// A step the compiler made (a switch condition's action, a try's inline call) is
+		// part of the step written, which is billed once.
 		return
 	}
+	x.St.Billed++
 	h := StepEntry{Seq: x.St.StepCount, Step: s.Name, Routine: x.routine(t), Time: x.Host.Now().UnixNano()}
 	if len(x.St.History) >= MaxHistory {
 		copy(x.St.History, x.St.History[MaxHistory/2:])
@@ -654,6 +680,12 @@ func (x *Exec) resume(t *Thread, r *Resume) {
 	switch r.Kind {
 	case WBackoff:
 		f := top(t)
+		try := x.Prog.Lists[x.Prog.Steps[f.Index].Try]
+		if len(try.Steps) == 1 && strings.HasSuffix(x.Prog.Steps[try.Steps[0]].Name, "#try") {
+			// Each retry of a try's inline call is billed as a step; a try over named
+			// steps bills those steps again instead.
+			x.St.Billed++
+		}
 		push(t, &Frame{Kind: fBlock, Index: x.Prog.Steps[f.Index].Try})
 	case WJoin:
 		f := pop(t)

@@ -233,6 +233,46 @@ type State struct {
 	Trace   []TraceElem     `json:"tr,omitempty"`
 	LogSeq  int64           `json:"ls,omitempty"`
 	LastLog string          `json:"ll,omitempty"`
+	// What the steps were, for Usage: steps billed (StepCount less the steps the compiler
+	// adds, plus each retry of a try's call), http.* requests made (to any host, and to
+	// hosts outside Google Cloud) and events.await_callback steps.
+	Billed       int64 `json:"bs,omitempty"`
+	HTTPCalls    int64 `json:"hc,omitempty"`
+	ExtHTTPCalls int64 `json:"xh,omitempty"`
+	Awaits       int64 `json:"aw,omitempty"`
+}
+
+// Usage is what Cloud Workflows bills an execution for: every step executed, failed ones
+// and each retry attempt included, split as its pricing splits them. External steps are
+// http.* requests to hosts outside Google Cloud and steps that wait for a callback; every
+// other step is internal (assignments, conditions, calls to subworkflows, the standard
+// library and connectors, requests to Google APIs and to Cloud Run functions).
+type Usage struct {
+	Steps             int64 `json:"steps"`
+	InternalSteps     int64 `json:"internalSteps"`
+	ExternalSteps     int64 `json:"externalSteps"`
+	HTTPCalls         int64 `json:"httpCalls"`         // http.* requests made, to any host
+	ExternalHTTPCalls int64 `json:"externalHttpCalls"` // of which to hosts outside Google Cloud
+	CallbackWaits     int64 `json:"callbackWaits"`     // events.await_callback steps
+}
+
+// Usage returns the state's usage so far.
+func (s *State) Usage() Usage {
+	ext := s.ExtHTTPCalls + s.Awaits
+	return Usage{Steps: s.Billed, InternalSteps: s.Billed - ext, ExternalSteps: ext,
+		HTTPCalls: s.HTTPCalls, ExternalHTTPCalls: s.ExtHTTPCalls, CallbackWaits: s.Awaits}
+}
+
+// Add returns u + v, field by field.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{u.Steps + v.Steps, u.InternalSteps + v.InternalSteps, u.ExternalSteps + v.ExternalSteps,
+		u.HTTPCalls + v.HTTPCalls, u.ExternalHTTPCalls + v.ExternalHTTPCalls, u.CallbackWaits + v.CallbackWaits}
+}
+
+// Sub returns u − v, field by field.
+func (u Usage) Sub(v Usage) Usage {
+	return Usage{u.Steps - v.Steps, u.InternalSteps - v.InternalSteps, u.ExternalSteps - v.ExternalSteps,
+		u.HTTPCalls - v.HTTPCalls, u.ExternalHTTPCalls - v.ExternalHTTPCalls, u.CallbackWaits - v.CallbackWaits}
 }
 
 // TraceElem is one element of an error's stackTrace.

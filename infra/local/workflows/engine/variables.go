@@ -137,10 +137,13 @@ func (x *Exec) callSubSync(sub *lang.Sub, args []any) (any, error) {
 		}
 	}
 	sx := &Exec{Prog: x.Prog, Host: x.Host, Interrupt: x.Interrupt, nested: x.nested + 1,
-		St: &State{NextID: 1, StepCount: x.St.StepCount, Callbacks: x.St.Callbacks}}
+		St: &State{NextID: 1, StepCount: x.St.StepCount, Callbacks: x.St.Callbacks,
+			Billed: x.St.Billed, HTTPCalls: x.St.HTTPCalls, ExtHTTPCalls: x.St.ExtHTTPCalls, Awaits: x.St.Awaits}}
 	sx.St.Threads = []*Thread{{Parent: -1, Stack: []*Frame{{Kind: fCall, Sub: sub.Name, Vars: vars}, {Kind: fBlock, Index: sub.Body}}}}
 	st := sx.Run(MaxSteps)
 	x.St.StepCount = sx.St.StepCount
+	x.St.Billed, x.St.HTTPCalls = sx.St.Billed, sx.St.HTTPCalls
+	x.St.ExtHTTPCalls, x.St.Awaits = sx.St.ExtHTTPCalls, sx.St.Awaits
 	x.St.Callbacks = sx.St.Callbacks
 	if st != Done {
 		return nil, lang.Errorf(lang.TagValue, "subworkflow %s called in an expression cannot wait", sub.Name)

@@ -53,6 +53,7 @@ func (s *Service) CreateExecution(wfName string, in ExecutionInput) (View, error
 	s.execs[e.Name] = e
 	s.byWF[wfName] = append(s.byWF[wfName], e)
 	s.mu.Unlock()
+	s.usage.started()
 	s.q.push(e)
 	return s.view(e), nil
 }
@@ -163,9 +164,11 @@ func (s *Service) CancelExecution(name string) (View, error) {
 func (s *Service) markCancelled(e *Execution) error {
 	if e.live != nil {
 		e.History = e.live.St.History
+		e.Usage = e.live.St.Usage()
 	} else if e.Engine != nil {
 		if st, err := engine.DecodeState(e.Engine); err == nil {
 			e.History = st.History
+			e.Usage = st.Usage()
 		}
 	}
 	e.State = StateCancelled

@@ -69,6 +69,7 @@ type record struct {
 	Engine       json.RawMessage    `json:"engine,omitempty"`
 	Parent       string             `json:"parent,omitempty"` // the execution waiting on this one
 	History      []engine.StepEntry `json:"history,omitempty"`
+	Usage        engine.Usage       `json:"usage,omitzero"` // once ended
 }
 
 // Execution is one run. While it waits it holds only its serialised

@@ -188,6 +188,8 @@ func (s *Service) runLocked(e *Execution) (ended bool) {
 		return
 	}
 	x.Interrupt = e.cancelled.Load
+	before := x.St.Usage()
+	defer func() { s.usage.add(x.St.Usage().Sub(before)) }()
 	v := s.view(e)
 	e.snap.Store(&v)
 	defer e.snap.Store(nil) // only needed while the slice runs
@@ -211,6 +213,7 @@ func (s *Service) runLocked(e *Execution) (ended bool) {
 		e.live = nil
 		e.Engine = nil
 		e.History = x.St.History
+		e.Usage = x.St.Usage()
 		e.Current = nil
 		e.Deadline = 0
 		e.EndTime = s.Now().UTC()

@@ -36,6 +36,10 @@ type Options struct {
 	// OnAdvance is told where a virtual clock stands after each advance,
 	// so that it can be kept across restarts.
 	OnAdvance func(now time.Time)
+	// InternalHosts are hosts ("host:port" or "host") that stand for Google Cloud services
+	// (the local stack's functions): a request to one is an internal step, as a Cloud Run
+	// functions invocation is. Google's own domains always are.
+	InternalHosts []string
 }
 
 // Service holds every workflow and execution.
@@ -51,6 +55,8 @@ type Service struct {
 	ops       map[string]*Operation
 
 	advMu sync.Mutex
+
+	usage usageTotals
 }
 
 // Operation is a finished long-running operation.
