@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"waooaw.dev/governance/infra/local/workflows"
@@ -20,6 +21,7 @@ func main() {
 	state := flag.String("state", "", "directory for durable state (empty: memory only)")
 	clk := flag.String("clock", workflows.ClockReal, "clock: real or virtual (moved by POST /emulator/v1/clock:advance)")
 	quiet := flag.Bool("quiet", false, "do not log sys.log calls")
+	internal := flag.String("internal-hosts", "", "comma-separated host:port of local stand-ins for Cloud Run functions, counted as internal steps (/emulator/v1/usage)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -28,7 +30,13 @@ func main() {
 	if *quiet {
 		logf = func(string, ...any) {}
 	}
-	srv, err := workflows.Start(ctx, workflows.Options{Addr: *addr, StateDir: *state, Clock: *clk, Logf: logf})
+	var hosts []string
+	for h := range strings.SplitSeq(*internal, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	srv, err := workflows.Start(ctx, workflows.Options{Addr: *addr, StateDir: *state, Clock: *clk, Logf: logf, InternalHosts: hosts})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
