@@ -12,14 +12,22 @@
 //	m.Workflows(workflowsURL) // the emulator's own step counters
 //	defer fs.Close(); defer ps.Close(); defer fn.Close()
 //
-// Wiring it into the stack: start the emulators, then the proxies, and hand every process
-// the proxies' addresses instead of the emulators' (FIRESTORE_EMULATOR_HOST=fs.Addr(),
-// PUBSUB_EMULATOR_HOST=ps.Addr(), also for the Workflows emulator's Pub/Sub connector);
-// point the push subscriptions and the workflow's *_URL variables at each function's
-// proxy (fn.URL()) so that pushes and stage calls are counted; and serve m.Handler() on
-// the stack's own HTTP server (GET /v1/usage, POST /v1/usage:reset), its URL written to
-// endpoints.json. Provisioning (topics, schemas, subscriptions) may go straight to the
-// emulators: only what goes through a proxy is counted.
+// Wiring it into the stack:
+//   - start the emulators, then m.Firestore and m.PubSub in front of them, and give every
+//     function and the Workflows emulator (its Pub/Sub connector) the proxies' addresses
+//     as FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST;
+//   - start each function, then m.Function in front of it (its name, its URL, the route
+//     patterns it serves), and use fn.URL() wherever the function's URL goes: push
+//     subscriptions' endpoints, the workflow's *_URL variables, the gateway's callers;
+//   - start the Workflows emulator with --internal-hosts set to the function proxies'
+//     host:port (a stage call is an internal step, as a Cloud Run functions call is), and
+//     call m.Workflows(its URL);
+//   - serve m.Handler() on the stack's own HTTP server (GET /v1/usage, POST
+//     /v1/usage:reset) and write its URL to endpoints.json.
+//
+// Provisioning (topics, schemas, subscriptions) may go straight to the emulators: only what
+// goes through a proxy is counted. Clients outside the stack (tests, `make demo`) that call
+// the gateway directly are not counted by the gateway's proxy unless they use its URL.
 //
 // Counters are a flat map of dotted names, so Diff and division need no knowledge of them:
 //
@@ -28,6 +36,7 @@
 //	firestore.writes                set, update and transform writes committed
 //	firestore.deletes               deletes committed
 //	firestore.calls.<Method>        RPCs by method (Commit, BatchGetDocuments, RunQuery, …)
+//	firestore.errors.<Code>         RPCs that ended with an error, by code
 //	pubsub.publish.requests         Publish requests answered OK (gRPC and REST)
 //	pubsub.publish.messages         messages published
 //	pubsub.publish.bytes            data + attribute keys and values + ordering key
@@ -38,6 +47,7 @@
 //	pubsub.subscriptions.<sub>.{messages,billed_bytes}
 //	pubsub.acks                     ack ids acknowledged
 //	pubsub.calls.<Method>           RPCs by method
+//	pubsub.errors.<Method>          RPCs that ended with an error
 //	http.<function>.{invocations,request_bytes,response_bytes,errors}
 //	http.<function>.paths.<pattern>.{invocations,request_bytes,response_bytes}
 //	workflows.{executions,steps,internal_steps,external_steps,http_calls,external_http_calls,callback_waits}
@@ -48,7 +58,9 @@
 // aggregation is one read per 1,000 index entries it matched, at least one, taken from its
 // count (an aggregation without a count is one read). A listener's reads are its document
 // changes, the initial results included. Writes are counted only when the commit succeeds
-// (BatchWrite: each write whose status is OK).
+// (BatchWrite: each write whose status is OK). Firestore REST requests are forwarded and not
+// counted (the Go client speaks gRPC). A pull answered with no message is not counted as a
+// delivery.
 package meter
 
 import (
