@@ -1,4 +1,5 @@
-# make run     the local stack (emulators, dev token issuer, every function) until Ctrl-C
+# make run     the local stack (emulators, dev token issuer, every function) until Ctrl-C;
+#              CLOCK=virtual for the Workflows emulator's virtual clock, FRESH=1 to start empty
 # make test    lint, then every module's tests against one pair of emulators
 # make lint    gofmt and go vet over every module of go.work, terraform fmt -check
 # make package dist/<function>.zip for each function, each building alone
@@ -22,8 +23,11 @@ GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/vendor/*' -not -pa
 modules:
 	@[ -n "$(strip $(MODULES))" ] || { echo "FAIL: go list -m found no modules (is go.work broken?)" >&2; exit 1; }
 
-run:
-	$(GO) run ./infra/local/cmd/waooaw-local run
+# Built and exec'd, not `go run`: a SIGTERM sent to make reaches the stack itself, which then
+# saves Firestore's data before stopping the emulators (`go run` would die and orphan it).
+# CLOCK=virtual runs the Workflows emulator on its virtual clock; FRESH=1 starts empty.
+run: waooaw-local
+	exec $(LOCAL_BIN) run $(if $(CLOCK),-clock=$(CLOCK)) $(if $(FRESH),-fresh)
 
 # The wrapper is built, not `go run`, so that a SIGTERM sent to it reaches the emulators'
 # shutdown rather than only the go tool.

@@ -32,6 +32,9 @@ type Options struct {
 	FirestorePort int           // 0 picks a free port
 	PubSubPort    int           // 0 picks a free port
 	Timeout       time.Duration // how long to wait for both to answer; default 90s
+	// FirestoreImport, when set, is an export's overall_export_metadata file (FindExport)
+	// that the Firestore emulator loads before it serves; empty starts it empty.
+	FirestoreImport string
 }
 
 // Start launches both emulators, each in its own process group so Stop can take the Java
@@ -55,12 +58,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		FirestoreHost: net.JoinHostPort("127.0.0.1", strconv.Itoa(fsPort)),
 		PubSubHost:    net.JoinHostPort("127.0.0.1", strconv.Itoa(psPort)),
 	}
+	fsArgs := []string{"emulators", "firestore", "start", "--host-port=" + s.FirestoreHost, "--quiet"}
+	if o.FirestoreImport != "" {
+		fsArgs = append(fsArgs, "--import-data="+o.FirestoreImport)
+	}
 	specs := []struct {
 		name string
 		args []string
 		host string
 	}{
-		{"firestore", []string{"emulators", "firestore", "start", "--host-port=" + s.FirestoreHost, "--quiet"}, s.FirestoreHost},
+		{"firestore", fsArgs, s.FirestoreHost},
 		{"pubsub", []string{"beta", "emulators", "pubsub", "start", "--host-port=" + s.PubSubHost, "--project=waooaw-local", "--quiet"}, s.PubSubHost},
 	}
 	for _, sp := range specs {
@@ -91,6 +98,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	for _, sp := range specs {
 		if err := waitHTTP(wctx, "http://"+sp.host+"/"); err != nil {
 			s.Stop()
+			if sp.name == "firestore" && o.FirestoreImport != "" {
+				// The emulator exits when it cannot read the export it was given.
+				return nil, fmt.Errorf("emulators: firestore on %s did not start importing %s: %w", sp.host, o.FirestoreImport, err)
+			}
 			return nil, fmt.Errorf("emulators: %s on %s did not start: %w", sp.name, sp.host, err)
 		}
 	}

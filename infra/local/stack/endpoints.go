@@ -23,6 +23,8 @@ type Endpoints struct {
 	Functions map[string]string `json:"functions"`
 	Workflows string            `json:"workflows,omitempty"`
 	JWKS      string            `json:"jwks,omitempty"`
+	// Control stops and starts functions (GET /v1/functions, POST /v1/functions/{name}:stop|:start).
+	Control string `json:"control,omitempty"`
 }
 
 // Pids is the content of pids.json.

@@ -16,9 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -36,13 +38,18 @@ const Project = "waooaw-local"
 // WebhookClient is the development webhook client whose secret the stack creates.
 const WebhookClient = "dev-client"
 
-// Options say where the stack lives.
+// Options say where the stack lives and how it runs.
 type Options struct {
 	Root     string    // repository root (holds infra/infrastructure.yaml and go.work)
 	StateDir string    // keys, secrets, logs, binaries, endpoints.json; default <Root>/.local
 	Out      io.Writer // where the stack says what it started; default os.Stdout
 	// StopGrace is how long a function or emulator gets after SIGTERM before SIGKILL.
 	StopGrace time.Duration
+	// Clock is the Workflows emulator's clock: workflows.ClockReal (default) or
+	// workflows.ClockVirtual, moved only by POST <workflows>/emulator/v1/clock:advance.
+	Clock string
+	// Fresh starts with no Firestore data, no workflow executions and no virtual clock.
+	Fresh bool
 }
 
 func (o *Options) defaults() {
@@ -54,6 +61,9 @@ func (o *Options) defaults() {
 	}
 	if o.StopGrace == 0 {
 		o.StopGrace = 5 * time.Second
+	}
+	if o.Clock == "" {
+		o.Clock = workflows.ClockReal
 	}
 }
 
@@ -77,10 +87,14 @@ func Issuer(spec *infraspec.Spec, stateDir string) (*devauth.Issuer, error) {
 }
 
 // Run starts the stack, reports it, and keeps it up until ctx is done; then it stops
-// everything it started, in reverse order, and returns. A second Run on the same state folder
-// fails with *RunningError while the first is up.
+// everything it started, in reverse order, saving Firestore's documents before its emulator
+// stops, and returns. A failed save is returned. A second Run on the same state folder fails
+// with *RunningError while the first is up.
 func Run(ctx context.Context, o Options) (err error) {
 	o.defaults()
+	if o.Clock != workflows.ClockReal && o.Clock != workflows.ClockVirtual {
+		return fmt.Errorf("stack: unknown clock %q (real or virtual)", o.Clock)
+	}
 	lock, err := AcquireLock(o.StateDir)
 	if err != nil {
 		return err
@@ -89,16 +103,21 @@ func Run(ctx context.Context, o Options) (err error) {
 	warnLeftovers(o)
 	r := &run{o: o, groups: map[string]int{}}
 	defer r.stopAll()
-	if err := r.start(ctx); err != nil {
+	// The supervisor and the control endpoint end with the stack, before what they manage.
+	live, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := r.start(live); err != nil {
 		return err
 	}
 	fmt.Fprintln(o.Out, "waooaw-local: up; Ctrl-C stops everything")
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "waooaw-local: stopping")
+	cancel()
 	// pids.json and endpoints.json describe a running stack only.
 	os.Remove(filepath.Join(o.StateDir, EndpointsFile))
 	os.Remove(filepath.Join(o.StateDir, PidsFile))
-	return nil
+	r.stopAll()
+	return r.stopErr
 }
 
 // warnLeftovers clears what a run that was killed outright (SIGKILL, power loss) left
@@ -118,9 +137,13 @@ func warnLeftovers(o Options) {
 
 // run is one stack's lifetime: what it started and how to stop it.
 type run struct {
-	o      Options
-	stops  []func() // in start order; stopAll runs them backwards
-	groups map[string]int
+	o       Options
+	stops   []func() // in start order; stopAll runs them backwards
+	stopErr error    // what stopping could not do (the Firestore export)
+
+	mu     sync.Mutex
+	groups map[string]int // process groups by service, as pids.json lists them
+	pidsOK bool           // pids.json is written once the stack is up, then kept current
 }
 
 func (r *run) onStop(f func()) { r.stops = append(r.stops, f) }
@@ -129,6 +152,28 @@ func (r *run) stopAll() {
 	for i := len(r.stops) - 1; i >= 0; i-- {
 		r.stops[i]()
 	}
+	r.stops = nil
+}
+
+// setGroup records a service's process group (0: stopped) and rewrites pids.json when the
+// stack is up, so that a test killing a group finds the current one.
+func (r *run) setGroup(name string, pgid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pgid == 0 {
+		delete(r.groups, name)
+	} else {
+		r.groups[name] = pgid
+	}
+	if r.pidsOK {
+		if err := r.writePidsLocked(); err != nil {
+			fmt.Fprintf(r.o.Out, "  warning     %v\n", err)
+		}
+	}
+}
+
+func (r *run) writePidsLocked() error {
+	return writeJSON(filepath.Join(r.o.StateDir, PidsFile), Pids{Pid: os.Getpid(), Groups: r.groups})
 }
 
 func (r *run) dir(parts ...string) (string, error) {
@@ -144,34 +189,68 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.o.Fresh {
+		if err := r.clearState(); err != nil {
+			return err
+		}
+	}
 	logDir, err := r.dir("logs")
 	if err != nil {
 		return err
 	}
 	out := r.o.Out
+	ports := loadPorts(r.o.StateDir)
+	imported, err := r.firestoreImport()
+	if err != nil {
+		return err
+	}
 
-	// The emulators take seconds of JVM start-up; the function builds overlap with it.
+	// The emulators take seconds of JVM start-up; the builds overlap with it.
 	type started struct {
 		emu *emulators.Stack
 		err error
 	}
 	emuCh := make(chan started, 1)
 	go func() {
-		s, err := emulators.Start(ctx, emulators.Options{LogDir: logDir})
+		s, err := emulators.Start(ctx, emulators.Options{LogDir: logDir, FirestoreImport: imported})
 		emuCh <- started{s, err}
 	}()
+	var wfBin string
+	var wfErr error
+	wfBuilt := make(chan struct{})
+	go func() {
+		defer close(wfBuilt)
+		wfBin, wfErr = r.build(ctx, "workflows-emulator", "./infra/local/cmd/workflows-emulator")
+	}()
 	fns, buildErr := r.buildFunctions(ctx, spec)
+	<-wfBuilt
+	buildErr = errors.Join(buildErr, wfErr)
 	st := <-emuCh
 	if st.err != nil {
-		return fmt.Errorf("stack: %w (logs in %s)", st.err, logDir)
+		hint := ""
+		if imported != "" {
+			hint = "; `waooaw-local run --fresh` starts without it"
+		}
+		return fmt.Errorf("stack: %w (logs in %s%s)", st.err, logDir, hint)
 	}
 	emu := st.emu
 	r.onStop(emu.Stop)
+	// Runs before the emulators stop, after everything that writes to Firestore has. A
+	// start that failed leaves the previous export as it was.
+	r.onStop(func() {
+		r.mu.Lock()
+		up := r.pidsOK
+		r.mu.Unlock()
+		if up {
+			r.stopErr = r.exportFirestore(emu.FirestoreHost)
+		}
+	})
 	if buildErr != nil {
 		return buildErr
 	}
 	pids := emu.Pids() // Start launches Firestore, then Pub/Sub
-	r.groups["firestore"], r.groups["pubsub"] = pids[0], pids[1]
+	r.setGroup("firestore", pids[0])
+	r.setGroup("pubsub", pids[1])
 	// This process's own clients (provisioning) must reach these emulators, whatever the
 	// caller's environment named.
 	os.Setenv("FIRESTORE_EMULATOR_HOST", emu.FirestoreHost)
@@ -200,39 +279,63 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 
-	// The Workflows emulator runs in this process; its executions survive restarts under
-	// the state folder, like Cloud Workflows' own.
-	wfState, err := r.dir("workflows")
+	// The Workflows emulator's address is fixed before anything starts: functions are given
+	// it, and callbacks it hands out name it.
+	wfPort, lost, err := ports.take("workflows")
 	if err != nil {
 		return err
 	}
-	wf, err := workflows.Start(ctx, workflows.Options{Addr: "127.0.0.1:0", StateDir: wfState})
-	if err != nil {
-		return fmt.Errorf("stack: workflows emulator: %w", err)
-	}
-	r.onStop(func() { wf.Close() })
-	deployed, err := deployWorkflows(ctx, r.o.Root, wf.URL(), WorkflowsParent(spec))
-	if err != nil {
-		return fmt.Errorf("stack: %w", err)
+	wfURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(wfPort))
+	if lost != 0 {
+		fmt.Fprintf(out, "  warning     port %d of the last run's Workflows emulator is taken; callback URLs recorded before name it\n", lost)
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wf.URL()}
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wfURL}
 	local := map[string]string{
 		"GOOGLE_CLOUD_PROJECT":    Project,
 		"FIRESTORE_EMULATOR_HOST": emu.FirestoreHost,
 		"PUBSUB_EMULATOR_HOST":    emu.PubSubHost,
 		"WAOOAW_JWKS_URL":         jwksURL,
 		"WAOOAW_SECRETS_DIR":      secretsDir,
-		"WAOOAW_WORKFLOWS_URL":    wf.URL(),
+		"WAOOAW_WORKFLOWS_URL":    wfURL,
 	}
+	ctl := &control{ctx: ctx, fns: map[string]*proc{}, onGroup: r.setGroup}
 	for _, fn := range fns {
-		url, err := r.startFunction(ctx, fn, local, secretsDir, logDir)
+		p, err := r.startFunction(ctx, fn, ports, local, secretsDir, logDir)
 		if err != nil {
 			return err
 		}
-		ep.Functions[fn.spec.Name] = url
+		ep.Functions[fn.spec.Name] = p.url
+		ctl.fns[fn.spec.Name] = p
+		ctl.order = append(ctl.order, fn.spec.Name)
 	}
 	ep.Gateway = ep.Functions["gateway"]
+
+	// Started once the functions serve: executions it resumes call them at once.
+	wfState, err := r.dir(WorkflowsDir)
+	if err != nil {
+		return err
+	}
+	wf := &proc{name: "workflows", url: wfURL, logPath: filepath.Join(logDir, "workflows.log"), grace: r.o.StopGrace,
+		newCmd: func() *exec.Cmd {
+			cmd := exec.Command(wfBin, "--addr", strings.TrimPrefix(wfURL, "http://"), "--state", wfState, "--clock", r.o.Clock)
+			cmd.Dir = r.o.Root
+			return cmd
+		}}
+	r.onStop(func() { wf.stop(true) })
+	if err := wf.start(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("stack: workflows emulator: %w", err)
+	}
+	pid, _ := wf.state()
+	r.setGroup("workflows", pid)
+	go r.superviseWorkflows(ctx, wf, r.o.Clock)
+	deployed, err := deployWorkflows(ctx, r.o.Root, wfURL, spec, ep.Functions, out)
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	for _, f := range undeclaredWorkflows(r.o.Root, spec) {
+		fmt.Fprintf(out, "  warning     %s is not declared in %s: not deployed\n", f, infraspec.RelPath)
+	}
 
 	ps, err := pubsub.NewClient(ctx, Project)
 	if err != nil {
@@ -243,14 +346,37 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("stack: %w", err)
 	}
 
-	if err := writeJSON(filepath.Join(r.o.StateDir, PidsFile), Pids{Pid: os.Getpid(), Groups: r.groups}); err != nil {
+	ctlSrv, ctlURL, err := serveControl(ctl)
+	if err != nil {
+		return err
+	}
+	r.onStop(func() { ctlSrv.Close() })
+	ep.Control = ctlURL
+
+	if err := ports.save(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.pidsOK = true
+	err = r.writePidsLocked()
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(r.o.StateDir, EndpointsFile), ep); err != nil {
 		return err
 	}
 	r.report(spec, ep, fns, logDir)
-	fmt.Fprintf(out, "  workflows   %-26s %d deployed from workflows/*.yaml under %s, UI %s/ui/\n", ep.Workflows, len(deployed), WorkflowsParent(spec), ep.Workflows)
+	from := "empty"
+	if imported != "" {
+		from = "imported from " + imported
+	}
+	fmt.Fprintf(out, "  data        Firestore %s; exported to %s on Ctrl-C\n", from, filepath.Join(r.o.StateDir, FirestoreExportDir))
+	fmt.Fprintf(out, "  workflows   %-26s %d deployed under %s, clock %s, state %s, UI %s/ui/, log %s\n", ep.Workflows, len(deployed), WorkflowsParent(spec), r.o.Clock, wfState, ep.Workflows, wf.logPath)
+	if r.o.Clock == workflows.ClockVirtual {
+		fmt.Fprintf(out, "              move the clock: curl -X POST -d '{\"seconds\":3600}' %s/emulator/v1/clock:advance\n", ep.Workflows)
+	}
+	fmt.Fprintf(out, "  control     %-26s GET /v1/functions, POST /v1/functions/{name}:stop|:start\n", ep.Control)
 	fmt.Fprintf(out, "  endpoints   %s\n", filepath.Join(r.o.StateDir, EndpointsFile))
 	fmt.Fprintf(out, "  token       go run ./infra/local/cmd/waooaw-local token -role governor -subject me -engagement eng-1\n")
 	return nil
@@ -262,13 +388,10 @@ type function struct {
 	bin  string
 }
 
-// buildFunctions builds each function of spec that has a cmd folder with Go files; the
-// others are reported and skipped, since functions land one at a time.
+// buildFunctions builds each function of spec that has a cmd folder with Go files, a few
+// at a time (linking dominates and is single-threaded); the others are reported and skipped,
+// since functions land one at a time.
 func (r *run) buildFunctions(ctx context.Context, spec *infraspec.Spec) ([]function, error) {
-	binDir, err := r.dir("bin")
-	if err != nil {
-		return nil, err
-	}
 	var fns []function
 	for _, f := range spec.Functions {
 		cmdDir := filepath.Join(r.o.Root, f.Source, "cmd")
@@ -276,23 +399,48 @@ func (r *run) buildFunctions(ctx context.Context, spec *infraspec.Spec) ([]funct
 			fmt.Fprintf(r.o.Out, "  skipped     %-10s no %s/cmd with Go files yet\n", f.Name, f.Source)
 			continue
 		}
-		bin := filepath.Join(binDir, f.Name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./"+filepath.ToSlash(filepath.Join(f.Source, "cmd")))
-		cmd.Dir = r.o.Root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("stack: build %s: %w\n%s", f.Name, err, b)
-		}
-		fns = append(fns, function{spec: f, bin: bin})
+		fns = append(fns, function{spec: f})
+	}
+	errs := make([]error, len(fns))
+	sem := make(chan struct{}, max(2, runtime.NumCPU()))
+	var wg sync.WaitGroup
+	for i := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			fns[i].bin, errs[i] = r.build(ctx, fns[i].spec.Name, "./"+filepath.ToSlash(filepath.Join(fns[i].spec.Source, "cmd")))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return fns, nil
 }
 
-// startFunction runs fn on a free port the way Cloud Functions does (PORT, FUNCTION_TARGET)
-// and waits until it answers HTTP.
-func (r *run) startFunction(ctx context.Context, fn function, local map[string]string, secretsDir, logDir string) (string, error) {
-	port, err := emulators.FreePort()
+// build compiles the package pkg of the workspace to <state>/bin/name.
+func (r *run) build(ctx context.Context, name, pkg string) (string, error) {
+	binDir, err := r.dir("bin")
 	if err != nil {
 		return "", err
+	}
+	bin := filepath.Join(binDir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	cmd.Dir = r.o.Root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("stack: build %s: %w\n%s", name, err, b)
+	}
+	return bin, nil
+}
+
+// startFunction runs fn the way Cloud Functions does (PORT, FUNCTION_TARGET), on the port it
+// had last run when free, and waits until it answers HTTP.
+func (r *run) startFunction(ctx context.Context, fn function, ports *ports, local map[string]string, secretsDir, logDir string) (*proc, error) {
+	port, _, err := ports.take(fn.spec.Name)
+	if err != nil {
+		return nil, err
 	}
 	env := map[string]string{}
 	for k, v := range fn.spec.Env {
@@ -305,7 +453,7 @@ func (r *run) startFunction(ctx context.Context, fn function, local map[string]s
 		}
 		b, err := os.ReadFile(filepath.Join(secretsDir, s.Secret))
 		if err != nil {
-			return "", fmt.Errorf("stack: %s: secret %s: %w", fn.spec.Name, s.Secret, err)
+			return nil, fmt.Errorf("stack: %s: secret %s: %w", fn.spec.Name, s.Secret, err)
 		}
 		env[s.Name] = string(b)
 	}
@@ -315,21 +463,23 @@ func (r *run) startFunction(ctx context.Context, fn function, local map[string]s
 	env["PORT"] = strconv.Itoa(port)
 	env["FUNCTION_TARGET"] = fn.spec.EntryPoint
 	env["K_SERVICE"] = fn.spec.Name
+	environ := mergeEnv(os.Environ(), env)
 
-	cmd := exec.Command(fn.bin)
-	cmd.Dir = r.o.Root
-	cmd.Env = mergeEnv(os.Environ(), env)
-	g, err := startGroup(fn.spec.Name, cmd, filepath.Join(logDir, fn.spec.Name+".log"))
-	if err != nil {
-		return "", err
+	p := &proc{name: fn.spec.Name, url: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		logPath: filepath.Join(logDir, fn.spec.Name+".log"), grace: r.o.StopGrace,
+		newCmd: func() *exec.Cmd {
+			cmd := exec.Command(fn.bin)
+			cmd.Dir = r.o.Root
+			cmd.Env = environ
+			return cmd
+		}}
+	r.onStop(func() { p.stop(true) })
+	if err := p.start(ctx, 30*time.Second); err != nil {
+		return nil, err
 	}
-	r.groups[fn.spec.Name] = g.pgid()
-	r.onStop(func() { g.stop(r.o.StopGrace) })
-	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := waitAnswer(ctx, url, g, 30*time.Second); err != nil {
-		return "", fmt.Errorf("stack: %s did not come up (log %s): %w", fn.spec.Name, filepath.Join(logDir, fn.spec.Name+".log"), err)
-	}
-	return url, nil
+	pid, _ := p.state()
+	r.setGroup(fn.spec.Name, pid)
+	return p, nil
 }
 
 // waitAnswer polls url until any HTTP response comes back: a function's root may well answer
@@ -432,14 +582,4 @@ func (r *run) report(spec *infraspec.Spec, ep *Endpoints, fns []function, logDir
 // local project.
 func WorkflowsParent(spec *infraspec.Spec) string {
 	return "projects/" + Project + "/locations/" + spec.Region
-}
-
-// deployWorkflows deploys every workflows/*.yaml through the emulator's Workflows API, as
-// a deploy to Cloud Workflows would, so a workflow the API refuses stops the stack.
-func deployWorkflows(ctx context.Context, root, url, parent string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yaml"))
-	if err != nil {
-		return nil, fmt.Errorf("workflows: %w", err)
-	}
-	return workflows.DeployFiles(ctx, url, parent, files...)
 }

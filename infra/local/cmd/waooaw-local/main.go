@@ -1,6 +1,7 @@
 // Command waooaw-local runs the platform on one machine with no cloud account.
 //
-//	waooaw-local run                      start the local stack until Ctrl-C (`make run`)
+//	waooaw-local run [-clock real|virtual] [-fresh]
+//	                                      start the local stack until Ctrl-C (`make run`)
 //	waooaw-local token -role R -subject S [-engagement E] [-ttl 1h]
 //	                                      print a bearer token the running stack accepts
 //	waooaw-local emulators -- CMD ARGS    run CMD with a fresh pair of emulators (`make test`)
@@ -30,13 +31,14 @@ import (
 	"waooaw.dev/governance/infra/local/funczip"
 	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/infra/local/stack"
+	"waooaw.dev/governance/infra/local/workflows"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: waooaw-local run | token -role R -subject S [-engagement E] | emulators -- CMD [ARGS] | package [-out DIR] [NAME...]`
+const usage = `usage: waooaw-local run [-clock real|virtual] [-fresh] | token -role R -subject S [-engagement E] | emulators -- CMD [ARGS] | package [-out DIR] [NAME...]`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -122,13 +124,20 @@ func parse(name string, args []string, setup func(*flag.FlagSet)) (*common, *fla
 }
 
 func cmdRun(args []string, stdout io.Writer) error {
-	c, _, err := parse("run", args, nil)
+	var clock string
+	var fresh bool
+	c, _, err := parse("run", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&clock, "clock", workflows.ClockReal, "the Workflows emulator's clock: real, or virtual (moved by POST <workflows>/emulator/v1/clock:advance)")
+		fs.BoolVar(&fresh, "fresh", false, "start empty: no Firestore data, workflow executions or virtual clock from earlier runs")
+	})
 	if err != nil {
 		return err
 	}
+	// Caught from the start, so that SIGINT or SIGTERM always reaches the stop that saves
+	// Firestore's data, never the default action.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return stack.Run(ctx, stack.Options{Root: c.root, StateDir: c.state, Out: stdout})
+	return stack.Run(ctx, stack.Options{Root: c.root, StateDir: c.state, Out: stdout, Clock: clock, Fresh: fresh})
 }
 
 func cmdToken(args []string, stdout io.Writer) error {

@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/infra/local/stack"
@@ -125,8 +128,14 @@ type runningStack struct {
 // test did not.
 func startStack(tb testing.TB, bin, root string) *runningStack {
 	tb.Helper()
-	s := &runningStack{state: tb.TempDir(), out: &syncBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "run", "-root", root, "-state", s.state)
+	return startStackIn(tb, bin, root, tb.TempDir())
+}
+
+// startStackIn is startStack on a given state folder, with more flags for `run`.
+func startStackIn(tb testing.TB, bin, root, state string, flags ...string) *runningStack {
+	tb.Helper()
+	s := &runningStack{state: state, out: &syncBuffer{}, exited: make(chan error, 1)}
+	s.cmd = exec.Command(bin, append([]string{"run", "-root", root, "-state", s.state}, flags...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -215,7 +224,7 @@ func (s *runningStack) waitForVerifiedStream(t *testing.T, bin, root, role, stre
 // TestRun starts the stack once and checks what a user relies on, ending with Ctrl-C.
 func TestRun(t *testing.T) {
 	bin, root := build(t)
-	s := startStack(t, bin, root)
+	s := startStackIn(t, bin, root, t.TempDir(), "-clock=virtual")
 	cmd, state, ep, pids := s.cmd, s.state, s.ep, s.pids
 	if pids.Pid != cmd.Process.Pid {
 		t.Errorf("pids.json names pid %d, the stack is %d", pids.Pid, cmd.Process.Pid)
@@ -238,7 +247,7 @@ func TestRun(t *testing.T) {
 		if ep.Gateway == "" || ep.Gateway != ep.Functions["gateway"] {
 			t.Errorf("gateway = %q, functions.gateway = %q", ep.Gateway, ep.Functions["gateway"])
 		}
-		urls := map[string]string{"firestore": "http://" + ep.Firestore, "pubsub": "http://" + ep.PubSub, "jwks": ep.JWKS, "workflows": ep.Workflows}
+		urls := map[string]string{"firestore": "http://" + ep.Firestore, "pubsub": "http://" + ep.PubSub, "jwks": ep.JWKS, "workflows": ep.Workflows, "control": ep.Control}
 		for name, u := range ep.Functions {
 			urls["function "+name] = u
 		}
@@ -257,31 +266,51 @@ func TestRun(t *testing.T) {
 		}
 	})
 
-	// Every workflows/*.yaml is deployed to the Workflows emulator, which answers Google's API.
+	// Every workflow infrastructure.yaml declares (its source written) is deployed to the
+	// Workflows emulator, with the URLs of its running functions as environment variables.
 	t.Run("workflows are deployed", func(t *testing.T) {
 		spec, err := stack.LoadSpec(root)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Get(ep.Workflows + "/v1/" + stack.WorkflowsParent(spec) + "/workflows")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
 		var list struct {
 			Workflows []struct {
-				Name string `json:"name"`
+				Name           string            `json:"name"`
+				ServiceAccount string            `json:"serviceAccount"`
+				CallLogLevel   string            `json:"callLogLevel"`
+				UserEnvVars    map[string]string `json:"userEnvVars"`
 			} `json:"workflows"`
 		}
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&list) != nil {
-			t.Fatalf("list workflows: %s", resp.Status)
+		if code := callJSON(t, http.MethodGet, ep.Workflows+"/v1/"+stack.WorkflowsParent(spec)+"/workflows", nil, &list); code != http.StatusOK {
+			t.Fatalf("list workflows: HTTP %d", code)
 		}
-		if len(list.Workflows) != len(files) {
-			t.Fatalf("%d workflows deployed, %d files in workflows/", len(list.Workflows), len(files))
+		deployed := map[string]int{}
+		for i, w := range list.Workflows {
+			deployed[w.Name] = i
+		}
+		want := 0
+		for _, w := range spec.Workflows {
+			if _, err := os.Stat(filepath.Join(root, w.Source)); err != nil {
+				continue // not written yet: the stack says it skipped it
+			}
+			want++
+			i, ok := deployed[stack.WorkflowsParent(spec)+"/workflows/"+w.Name]
+			if !ok {
+				t.Errorf("workflow %s is not deployed", w.Name)
+				continue
+			}
+			got := list.Workflows[i]
+			if got.ServiceAccount != stack.ServiceAccountName(w.ServiceAccount) || got.CallLogLevel != w.CallLogLevel {
+				t.Errorf("%s deployed as %s, %s; want %s, %s", w.Name, got.ServiceAccount, got.CallLogLevel, w.ServiceAccount, w.CallLogLevel)
+			}
+			for env, fn := range w.FunctionURLs {
+				if url := ep.Functions[fn]; got.UserEnvVars[env] != url { // "" for one not running
+					t.Errorf("%s: %s = %q, function %s runs at %q", w.Name, env, got.UserEnvVars[env], fn, url)
+				}
+			}
+		}
+		if len(list.Workflows) != want {
+			t.Fatalf("%d workflows deployed, %d declared with their source", len(list.Workflows), want)
 		}
 	})
 
@@ -510,8 +539,125 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	// The Workflows emulator runs on the virtual clock -clock=virtual asked for.
+	var clockBefore time.Time
+	t.Run("virtual clock", func(t *testing.T) {
+		before := emulatorClock(t, ep.Workflows)
+		var moved struct{ Now time.Time }
+		if code := callJSON(t, http.MethodPost, ep.Workflows+"/emulator/v1/clock:advance", map[string]any{"seconds": 3600}, &moved); code != http.StatusOK {
+			t.Fatalf("advance: HTTP %d", code)
+		}
+		after := emulatorClock(t, ep.Workflows)
+		if d := after.Sub(before); d != time.Hour || !moved.Now.Equal(after) {
+			t.Fatalf("clock %s, advanced by an hour to %s (answered %s): moved %s", before, after, moved.Now, d)
+		}
+		clockBefore = after
+		if !strings.Contains(s.out.String(), "clock virtual") {
+			t.Errorf("the printout does not say the clock mode:\n%s", s.out.String())
+		}
+	})
+
+	// SIGKILL of the emulator's group: the stack starts it again on the same port and state,
+	// and an execution waiting for a callback before takes it after.
+	t.Run("workflows emulator restarted after SIGKILL", func(t *testing.T) {
+		ex := startWaiting(t, root, ep.Workflows)
+		old := s.pids.Groups["workflows"]
+		if old == 0 {
+			t.Fatalf("pids.json has no workflows group: %+v", s.pids)
+		}
+		if err := syscall.Kill(-old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var now int
+		for deadline := time.Now().Add(time.Minute); now == 0 || now == old; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the workflows emulator was not restarted:\n%s", s.out.String())
+			}
+			if p, err := stack.ReadPids(state); err == nil {
+				now = p.Groups["workflows"]
+			}
+		}
+		if got := emulatorClock(t, ep.Workflows); !got.Equal(clockBefore) {
+			t.Errorf("virtual clock %s after the restart, was %s", got, clockBefore)
+		}
+		if !strings.Contains(s.out.String(), "restarted on "+ep.Workflows) {
+			t.Errorf("the restart is not reported:\n%s", s.out.String())
+		}
+		ex.complete(t, "after-kill")
+	})
+
+	// A function stopped through the control endpoint stays down; started, it serves again on
+	// its own URL as a new process group.
+	t.Run("control stops and starts a function", func(t *testing.T) {
+		fn := func() stack.FunctionState {
+			t.Helper()
+			var list struct{ Functions []stack.FunctionState }
+			if code := callJSON(t, http.MethodGet, ep.Control+"/v1/functions", nil, &list); code != http.StatusOK {
+				t.Fatalf("list: HTTP %d", code)
+			}
+			for _, f := range list.Functions {
+				if f.Name == "pdp" {
+					return f
+				}
+			}
+			t.Fatalf("no pdp in %+v", list)
+			return stack.FunctionState{}
+		}
+		first := fn()
+		if !first.Up || first.URL != ep.Functions["pdp"] || first.Pid != s.pids.Groups["pdp"] {
+			t.Fatalf("pdp = %+v, endpoints %s, pids %d", first, ep.Functions["pdp"], s.pids.Groups["pdp"])
+		}
+		client := &http.Client{Timeout: 2 * time.Second}
+		answers := func() bool {
+			resp, err := client.Get(first.URL)
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil
+		}
+		cases := []struct {
+			call   string
+			status int
+			up     bool
+		}{
+			{"pdp:stop", http.StatusOK, false},
+			{"pdp:stop", http.StatusOK, false},
+			{"pdp:start", http.StatusOK, true},
+			{"pdp:restart", http.StatusBadRequest, true},
+			{"nosuch:stop", http.StatusNotFound, true},
+		}
+		for _, c := range cases {
+			var got stack.FunctionState
+			if code := callJSON(t, http.MethodPost, ep.Control+"/v1/functions/"+c.call, nil, &got); code != c.status {
+				t.Fatalf("%s: HTTP %d, want %d", c.call, code, c.status)
+			}
+			now := fn()
+			if now.Up != c.up || answers() != c.up || now.URL != first.URL {
+				t.Fatalf("after %s: %+v, answers %v; want up %v on %s", c.call, now, answers(), c.up, first.URL)
+			}
+			if p, err := stack.ReadPids(state); err != nil || p.Groups["pdp"] != now.Pid {
+				t.Errorf("after %s: pids.json says pdp is %d (%v), control says %d", c.call, p.Groups["pdp"], err, now.Pid)
+			}
+		}
+		if fn().Pid == first.Pid {
+			t.Errorf("pdp started again kept process group %d", first.Pid)
+		}
+	})
+
+	// What the next start must find: a document and an execution waiting for its callback.
+	const docPath = "stack_test/kept"
+	t.Run("write a document", func(t *testing.T) {
+		writeDoc(t, ep.Firestore, docPath)
+	})
+	waiting := startWaiting(t, root, ep.Workflows)
+
 	t.Run("interrupt stops everything", func(t *testing.T) {
-		members := groupMembers(t, pids.Groups)
+		// The groups of now: restarts above replaced some.
+		current, err := stack.ReadPids(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members := groupMembers(t, current.Groups)
 		s.interrupt(t)
 		// Stop waits for its children, so nothing may be left by the time it exits; a short
 		// grace covers the kernel reaping grandchildren re-parented to init.
@@ -536,7 +682,182 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s still there after stop (%v)", f, err)
 			}
 		}
+		if !strings.Contains(s.out.String(), "firestore   exported to ") {
+			t.Errorf("no Firestore export reported:\n%s", s.out.String())
+		}
 	})
+
+	// A clean stop and start keeps Firestore's documents, the executions and the virtual
+	// clock, on the same Workflows address (callback URLs name it); -fresh drops them all.
+	t.Run("restart keeps state, fresh drops it", func(t *testing.T) {
+		again := startStackIn(t, bin, root, state, "-clock=virtual")
+		if again.ep.Workflows != ep.Workflows {
+			t.Errorf("workflows emulator on %s, was %s", again.ep.Workflows, ep.Workflows)
+		}
+		if !readDoc(t, again.ep.Firestore, docPath) {
+			t.Errorf("document %s lost across a clean restart:\n%s", docPath, again.out.String())
+		}
+		if got := emulatorClock(t, again.ep.Workflows); !got.Equal(clockBefore) {
+			t.Errorf("virtual clock %s after the restart, was %s", got, clockBefore)
+		}
+		waiting.complete(t, "after-restart")
+		again.interrupt(t)
+
+		fresh := startStackIn(t, bin, root, state, "-clock=virtual", "-fresh")
+		if readDoc(t, fresh.ep.Firestore, docPath) {
+			t.Errorf("document %s still there after -fresh", docPath)
+		}
+		if code := callJSON(t, http.MethodGet, fresh.ep.Workflows+"/v1/"+waiting.name, nil, nil); code != http.StatusNotFound {
+			t.Errorf("execution %s after -fresh: HTTP %d, want 404", waiting.name, code)
+		}
+		if got := emulatorClock(t, fresh.ep.Workflows); !got.Before(clockBefore) {
+			t.Errorf("virtual clock %s after -fresh, not before the old %s", got, clockBefore)
+		}
+		fresh.interrupt(t)
+	})
+}
+
+// callJSON sends body (JSON, when not nil) and decodes a 2xx answer into out (when not nil);
+// it returns the HTTP status.
+func callJSON(t *testing.T, method, url string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, url, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func emulatorClock(t *testing.T, workflowsURL string) time.Time {
+	t.Helper()
+	var c struct{ Now time.Time }
+	if code := callJSON(t, http.MethodGet, workflowsURL+"/emulator/v1/clock", nil, &c); code != http.StatusOK {
+		t.Fatalf("clock: HTTP %d", code)
+	}
+	return c.Now
+}
+
+// waitSrc waits for one callback and returns what it carried.
+const waitSrc = `
+main:
+  steps:
+    - create:
+        call: events.create_callback_endpoint
+        result: cb
+    - await:
+        call: events.await_callback
+        args:
+          callback: ${cb}
+          timeout: 86400
+        result: req
+    - r:
+        return: ${req.http_request.body.v}
+`
+
+// waitingExecution is an execution of waitSrc and the callback it waits on.
+type waitingExecution struct {
+	workflows, name, callback string
+}
+
+// startWaiting deploys waitSrc (once) through the Workflows API and starts an execution
+// that waits for its callback.
+func startWaiting(t *testing.T, root, workflowsURL string) *waitingExecution {
+	t.Helper()
+	spec, err := stack.LoadSpec(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := stack.WorkflowsParent(spec) + "/workflows/stack_test_wait"
+	if callJSON(t, http.MethodGet, workflowsURL+"/v1/"+wf, nil, nil) == http.StatusNotFound {
+		code := callJSON(t, http.MethodPost, workflowsURL+"/v1/"+stack.WorkflowsParent(spec)+"/workflows?workflowId=stack_test_wait", map[string]string{"sourceContents": waitSrc}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("deploy: HTTP %d", code)
+		}
+	}
+	var ex struct{ Name string }
+	if code := callJSON(t, http.MethodPost, workflowsURL+"/v1/"+wf+"/executions", map[string]any{}, &ex); code != http.StatusOK {
+		t.Fatalf("execution: HTTP %d", code)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var cbs struct{ Callbacks []struct{ Name string } }
+		callJSON(t, http.MethodGet, workflowsURL+"/v1/"+ex.Name+"/callbacks", nil, &cbs)
+		if len(cbs.Callbacks) == 1 {
+			return &waitingExecution{workflows: workflowsURL, name: ex.Name, callback: workflowsURL + "/v1/" + cbs.Callbacks[0].Name}
+		}
+	}
+	t.Fatalf("execution %s never waited for its callback", ex.Name)
+	return nil
+}
+
+// complete delivers the callback with v and waits for the execution to return v.
+func (w *waitingExecution) complete(t *testing.T, v string) {
+	t.Helper()
+	if code := callJSON(t, http.MethodPost, w.callback, map[string]string{"v": v}, nil); code != http.StatusOK {
+		t.Fatalf("callback %s: HTTP %d", w.callback, code)
+	}
+	var ex struct{ State, Result string }
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if callJSON(t, http.MethodGet, w.workflows+"/v1/"+w.name, nil, &ex); ex.State != "ACTIVE" {
+			break
+		}
+	}
+	if ex.State != "SUCCEEDED" || ex.Result != strconv.Quote(v) {
+		t.Fatalf("execution %s: %s %s, want SUCCEEDED %q", w.name, ex.State, ex.Result, v)
+	}
+}
+
+// writeDoc writes a document with the Firestore client, in the stack's project.
+func writeDoc(t *testing.T, host, path string) {
+	t.Helper()
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	c, err := firestore.NewClient(context.Background(), stack.Project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Doc(path).Set(context.Background(), map[string]any{"kept": true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readDoc reports whether the document exists, as written by writeDoc.
+func readDoc(t *testing.T, host, path string) bool {
+	t.Helper()
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	c, err := firestore.NewClient(context.Background(), stack.Project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	snap, err := c.Doc(path).Get(context.Background())
+	if status.Code(err) == codes.NotFound {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := snap.DataAt("kept")
+	return kept == true
 }
 
 // TestEmulatorsWrapper checks that `waooaw-local emulators -- CMD` gives CMD a working pair
