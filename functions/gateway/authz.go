@@ -26,15 +26,24 @@ const ClientRole = auth.RoleOperator
 
 // Actions of the gateway's routes, as the rbac policy names them.
 const (
-	ActionSubmit = "submit" // a client's webhook
-	ActionVerify = "verify" // verifying an audit stream
+	ActionSubmit         = "submit"          // a client's webhook
+	ActionVerify         = "verify"          // verifying an audit stream
+	ActionReadAudit      = "read_audit"      // reading an audit stream's entries
+	ActionAssignGovernor = "assign_governor" // setting an engagement's Governor
+	ActionCreate         = "create"          // submitting or revising an agent request
+	ActionRead           = "read"            // reading an agent request
+	ActionList           = "list"            // listing approvals
 )
 
 // Access is what a request asks to do, in the policies' terms.
 type Access struct {
 	Action       string // an rbac action (data.platform.actions): submit, verify, ...
-	ResourceType string // health_report, slo_breach, approval_request, audit_stream
+	ResourceType string // health_report, slo_breach, approval_request, audit_stream, ...
 	ResourceID   string
+	// Engagement is resource.engagement_id, for data_scope and governor.
+	Engagement string
+	// Bundles are the policies asked, in order; default: the Authorizer's own.
+	Bundles []string
 }
 
 // Verdict is the enforcement point's answer about one request.
@@ -64,7 +73,10 @@ const EnforcementPoint = "gateway"
 
 // Authorize implements Authorizer.
 func (pa Policy) Authorize(ctx context.Context, p Principal, a Access) (Verdict, error) {
-	bundles := pa.Bundles
+	bundles := a.Bundles
+	if len(bundles) == 0 {
+		bundles = pa.Bundles
+	}
 	if len(bundles) == 0 {
 		bundles = []string{"rbac"}
 	}
@@ -76,6 +88,9 @@ func (pa Policy) Authorize(ctx context.Context, p Principal, a Access) (Verdict,
 		"subject":  subject,
 		"action":   a.Action,
 		"resource": map[string]any{"type": a.ResourceType, "id": a.ResourceID},
+	}
+	if a.Engagement != "" {
+		input["resource"].(map[string]any)["engagement_id"] = a.Engagement
 	}
 	v, err := pa.Engine.DecideAll(ctx, bundles, input, policy.Meta{EnforcementPoint: EnforcementPoint, CorrelationID: logging.CorrelationID(ctx)})
 	if err != nil {

@@ -16,7 +16,18 @@ const (
 	EnvJWKS       = "WAOOAW_JWKS"            // the JWKS document itself (mounted from a secret)
 	EnvSecretsDir = "WAOOAW_SECRETS_DIR"     // secrets from files; unset = Secret Manager
 	EnvClients    = "WAOOAW_WEBHOOK_CLIENTS" // optional allow-list of webhook client ids
+	// EnvWorkflowsURL is the Workflows emulator's base URL (the local stack sets it); unset,
+	// the gateway uses Google's Executions API with Application Default Credentials.
+	EnvWorkflowsURL = "WAOOAW_WORKFLOWS_URL"
+	// EnvRegion is the region the agent_creation workflow is deployed in.
+	EnvRegion = "WAOOAW_REGION"
+	// EnvAgentCreationWorkflow names the workflow in full; default
+	// projects/$GOOGLE_CLOUD_PROJECT/locations/$WAOOAW_REGION/workflows/agent_creation.
+	EnvAgentCreationWorkflow = "WAOOAW_AGENT_CREATION_WORKFLOW"
 )
+
+// AgentCreationWorkflowID is the workflow's id (workflows/agent_creation.yaml).
+const AgentCreationWorkflowID = "agent_creation"
 
 // Config is what the gateway needs from its environment.
 type Config struct {
@@ -29,6 +40,11 @@ type Config struct {
 	// Clients, when not empty, are the only webhook clients accepted; a request from any
 	// other client is refused before a secret is looked up.
 	Clients []string
+	// WorkflowsURL is the emulator's base URL; "" is Google's Executions API.
+	WorkflowsURL string
+	// AgentCreationWorkflow is projects/P/locations/L/workflows/W; "" when neither it nor
+	// the region is configured (agent requests then answer 503, everything else works).
+	AgentCreationWorkflow string
 }
 
 // ConfigFrom reads the configuration, naming every missing or malformed variable at once.
@@ -39,6 +55,17 @@ func ConfigFrom(env *config.Env) (Config, error) {
 		Audience:   env.Required(EnvAudience),
 		SecretsDir: env.Optional(EnvSecretsDir, ""),
 		Clients:    env.List(EnvClients),
+	}
+	if u := env.Optional(EnvWorkflowsURL, ""); u != "" {
+		env.URL(EnvWorkflowsURL, u, "http", "https")
+		c.WorkflowsURL = u
+	}
+	c.AgentCreationWorkflow = env.Optional(EnvAgentCreationWorkflow, "")
+	if region := env.Optional(EnvRegion, ""); c.AgentCreationWorkflow == "" && region != "" && c.Project != "" {
+		c.AgentCreationWorkflow = "projects/" + c.Project + "/locations/" + region + "/workflows/" + AgentCreationWorkflowID
+	}
+	if w := c.AgentCreationWorkflow; w != "" && !workflowNameRE.MatchString(w) {
+		env.Invalid(EnvAgentCreationWorkflow, "not projects/P/locations/L/workflows/W")
 	}
 	switch name, v := env.OneOf(EnvJWKSURL, EnvJWKS); name {
 	case EnvJWKSURL:
@@ -52,6 +79,8 @@ func ConfigFrom(env *config.Env) (Config, error) {
 	}
 	return c, nil
 }
+
+var workflowNameRE = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/workflows/[^/]+$`)
 
 // clientIDRE is what a webhook client id may look like: it becomes part of a secret name.
 var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

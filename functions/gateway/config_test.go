@@ -48,6 +48,20 @@ func TestConfigFrom(t *testing.T) {
 			func(c gateway.Config) bool { return c.JWKS == `{"keys":[]}` && c.JWKSURL == "" }},
 		{"no secrets dir means Secret Manager", with("WAOOAW_SECRETS_DIR", ""), "", func(c gateway.Config) bool { return c.SecretsDir == "" }},
 		{"nothing set names everything", map[string]string{}, "config: missing GOOGLE_CLOUD_PROJECT, WAOOAW_JWT_ISSUER, WAOOAW_JWT_AUDIENCE, WAOOAW_JWKS_URL or WAOOAW_JWKS", nil},
+		{"region names the agent_creation workflow", with("WAOOAW_REGION", "asia-south1"), "", func(c gateway.Config) bool {
+			return c.AgentCreationWorkflow == "projects/p/locations/asia-south1/workflows/agent_creation" && c.WorkflowsURL == ""
+		}},
+		{"no region, no workflow", full, "", func(c gateway.Config) bool { return c.AgentCreationWorkflow == "" }},
+		{"the workflow named in full wins", func() map[string]string {
+			m := with("WAOOAW_REGION", "asia-south1")
+			m["WAOOAW_AGENT_CREATION_WORKFLOW"] = "projects/waooaw-local/locations/x/workflows/w"
+			m["WAOOAW_WORKFLOWS_URL"] = "http://127.0.0.1:8089"
+			return m
+		}(), "", func(c gateway.Config) bool {
+			return c.AgentCreationWorkflow == "projects/waooaw-local/locations/x/workflows/w" && c.WorkflowsURL == "http://127.0.0.1:8089"
+		}},
+		{"a workflow that is not a resource name", with("WAOOAW_AGENT_CREATION_WORKFLOW", "agent_creation"), "config: invalid WAOOAW_AGENT_CREATION_WORKFLOW: not projects/P/locations/L/workflows/W", nil},
+		{"bad Workflows URL scheme", with("WAOOAW_WORKFLOWS_URL", "ftp://x"), `config: invalid WAOOAW_WORKFLOWS_URL: scheme "ftp" is not one of http, https`, nil},
 		{"bad JWKS scheme", with("WAOOAW_JWKS_URL", "ftp://x/jwks"), `config: invalid WAOOAW_JWKS_URL: scheme "ftp" is not one of http, https, file`, nil},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,7 @@ import (
 	"waooaw.dev/governance/shared/policy/eventsink"
 	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
+	"waooaw.dev/governance/shared/workflowexec"
 )
 
 // FunctionName is the entry point registered with the Functions Framework.
@@ -88,6 +89,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		// Policies are embedded: one that does not compile fails every retry alike.
 		return nil, nil, startup.Permanent(fmt.Errorf("gateway: %w", err))
 	}
+	// Without a Workflows client (no credentials for Google's API) the agent-request and
+	// decision routes answer 503 and the rest of the gateway serves on.
+	wf, err := workflowexec.New(ctx, cfg.WorkflowsURL)
+	if err != nil {
+		logger.Error("gateway: agent creation unavailable", "error", err.Error())
+		wf = nil
+	}
 	s, err := New(Options{
 		Publisher: pub,
 		Firestore: fs,
@@ -98,11 +106,29 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		Clients:    cfg.Clients,
 		Authorizer: Policy{Engine: engine},
 		Logger:     logger,
+
+		Workflows:             wf,
+		AgentCreationWorkflow: cfg.AgentCreationWorkflow,
 	})
 	if err != nil {
+		fs.Close()
+		ps.Close()
+		closeSecrets()
+		return nil, nil, err
+	}
+	// The governor policy reads engagements' Governors from data.platform.engagements:
+	// kept equal to Firestore's engagements collection for as long as the gateway runs.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	stopWatch, err := WatchEngagements(wctx, fs, engine, func(err error) { logger.Error(err.Error()) })
+	cancel()
+	if err != nil {
+		fs.Close()
+		ps.Close()
+		closeSecrets()
 		return nil, nil, err
 	}
 	closeAll := func(ctx context.Context) error {
+		stopWatch()
 		attErr := attester.Close(ctx)
 		attPub.Close()
 		pub.Close()

@@ -16,12 +16,14 @@ import (
 	"waooaw.dev/governance/functions/gateway"
 	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/infra/local/emulators"
+	"waooaw.dev/governance/infra/local/workflows/workflowstest"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/policy/policytest"
 	"waooaw.dev/governance/shared/secrets"
+	"waooaw.dev/governance/shared/workflowexec"
 )
 
 const (
@@ -61,6 +63,11 @@ type harness struct {
 	attr    *policy.Attester
 	noTopic bool
 	logTo   io.Writer
+	engine  *policy.Engine
+	// With withWorkflows: the emulator, the test workflow and the stage stand-in.
+	emu      *workflowstest.Emulator
+	workflow string
+	genesis  *genesisStandIn
 }
 
 type harnessOption func(*harness)
@@ -69,6 +76,10 @@ func withClients(c ...string) harnessOption { return func(h *harness) { h.opts.C
 
 // withLog sends the gateway's log lines to w.
 func withLog(w io.Writer) harnessOption { return func(h *harness) { h.logTo = w } }
+
+// withWorkflows runs the Workflows emulator in-process (virtual clock) with the test
+// workflow deployed as the gateway's agent_creation, and its stage stand-in.
+func withWorkflows() harnessOption { return func(h *harness) { h.emu = &workflowstest.Emulator{} } }
 
 // withoutTopics leaves the project empty, so publishing fails until topics are created.
 func withoutTopics() harnessOption { return func(h *harness) { h.noTopic = true } }
@@ -119,7 +130,25 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.engine = engine
 	h.opts.Authorizer = gateway.Policy{Engine: engine}
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stop, err := gateway.WatchEngagements(wctx, h.opts.Firestore, engine, func(err error) { t.Logf("listener: %v", err) })
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	if h.emu != nil {
+		h.emu = workflowstest.New(t)
+		h.genesis = newGenesisStandIn(t, h.opts.Firestore)
+		h.workflow = h.emu.Deploy("agent_creation", testWorkflow(h.genesis.url))
+		wf, err := workflowexec.New(context.Background(), h.emu.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.opts.Workflows, h.opts.AgentCreationWorkflow = wf, h.workflow
+	}
 	gw, err := gateway.New(h.opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,10 @@
 // Package gateway is the platform's HTTP front door: signed webhooks from clients become
-// events on Pub/Sub (with an audit entry), and governors and auditors verify audit streams.
-// Every route runs the same chain: method, target, authenticate, authorize (the one policy
-// enforcement point), serve.
+// events on Pub/Sub (with an audit entry); users submit agent requests (each starts an
+// agent_creation workflow execution), revise them and read them; Governors decide approvals
+// (delivering the workflow's callback); admins assign Governors; governors and auditors read
+// and verify audit streams. Every route runs the same chain: method, target, authenticate,
+// resolve (what the decision needs from the body or from Firestore), authorize (the one
+// policy enforcement point), serve.
 package gateway
 
 import (
@@ -18,7 +21,9 @@ import (
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/rules"
 	"waooaw.dev/governance/shared/secrets"
+	"waooaw.dev/governance/shared/workflowexec"
 )
 
 // MaxBodyBytes is the largest webhook body accepted.
@@ -44,6 +49,18 @@ type Options struct {
 	VerifyStream func(ctx context.Context, stream string) (audit.Report, error)
 	Logger       *slog.Logger     // defaults to slog.Default()
 	Now          func() time.Time // defaults to time.Now
+
+	// Workflows starts agent_creation executions and delivers callbacks. Without it the
+	// agent-request and decision routes answer 503.
+	Workflows *workflowexec.Client
+	// AgentCreationWorkflow is projects/P/locations/L/workflows/W; without it creating a
+	// request answers 503.
+	AgentCreationWorkflow string
+	// Limits go into every execution's argument; default: the embedded rules' StageLimits.
+	Limits *rules.Limits
+	// DecisionWait bounds how long a decision waits for the workflow to close the approval
+	// (default 10 s).
+	DecisionWait time.Duration
 }
 
 // Server serves the gateway's routes.
@@ -68,10 +85,27 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.DecisionWait == 0 {
+		o.DecisionWait = 10 * time.Second
+	}
+	if o.Limits == nil {
+		l, err := StageLimits()
+		if err != nil {
+			return nil, err
+		}
+		o.Limits = &l
+	}
 	s := &Server{opt: o, ledger: &ledger{fs: o.Firestore, now: o.Now}}
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/v1/webhooks/{kind}", s.chain(endpoint{method: http.MethodPost, target: webhookTarget, authn: s.authenticateWebhook, serve: s.serveWebhook}))
 	s.mux.Handle("/v1/audit/streams/{stream}/verify", s.chain(endpoint{method: http.MethodGet, target: verifyTarget, authn: s.authenticateBearer, serve: s.serveVerify}))
+	s.mux.Handle("/v1/audit/streams/{stream}/entries", s.chain(endpoint{method: http.MethodGet, target: entriesTarget, authn: s.authenticateBearer, serve: s.serveEntries}))
+	s.mux.Handle("/v1/engagements", s.chain(endpoint{method: http.MethodPost, target: engagementTarget, authn: s.authenticateBearer, resolve: s.resolveEngagement, serve: s.serveEngagement}))
+	s.mux.Handle("/v1/agent-requests", s.chain(endpoint{method: http.MethodPost, target: createTarget, authn: s.authenticateBearer, resolve: s.resolveCreate, serve: s.serveCreate}))
+	s.mux.Handle("/v1/agent-requests/{id}", s.chain(endpoint{method: http.MethodGet, target: readRequestTarget, authn: s.authenticateBearer, resolve: s.resolveRequest, serve: s.serveRequest}))
+	s.mux.Handle("/v1/agent-requests/{id}/revisions", s.chain(endpoint{method: http.MethodPost, target: revisionTarget, authn: s.authenticateBearer, resolve: s.resolveRevision, serve: s.serveRevision}))
+	s.mux.Handle("/v1/approvals", s.chain(endpoint{method: http.MethodGet, target: listApprovalsTarget, authn: s.authenticateBearer, resolve: s.resolveListApprovals, serve: s.serveListApprovals}))
+	s.mux.Handle("/v1/approvals/{action}", s.chain(endpoint{method: http.MethodPost, target: decideTarget, authn: s.authenticateBearer, resolve: s.resolveDecide, serve: s.serveDecide}))
 	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (Access, *apiError) {
 		return Access{}, errorf(http.StatusNotFound, "no route for this path")
 	}}))
@@ -89,6 +123,10 @@ type request struct {
 	webhook   auth.Webhook
 	kind      kind
 	log       []any // attributes for the access log line
+	// missing, when set by resolve, is the 404 answered once the caller passed rbac: what
+	// the request names does not exist.
+	missing *apiError
+	route   any // what resolve learned, for serve
 }
 
 // endpoint is one route's steps; the chain runs them in order and stops at the first error.
@@ -98,6 +136,9 @@ type endpoint struct {
 	target func(*request) (Access, *apiError)
 	// authn sets the principal (401).
 	authn func(*request) *apiError
+	// resolve, if set, completes the access from the body or from Firestore (the engagement
+	// a decision is about); it runs after authentication and before authorization.
+	resolve func(*request, *Access) *apiError
 	// serve answers; any error it returns becomes the answer.
 	serve func(http.ResponseWriter, *request) error
 }
@@ -177,8 +218,20 @@ func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bo
 	if aerr := e.authn(req); aerr != nil {
 		return aerr
 	}
+	if e.resolve != nil {
+		if aerr := e.resolve(req, &access); aerr != nil {
+			return aerr
+		}
+	}
+	if req.missing != nil {
+		// Nothing to scope the decision to: rbac alone says whether the caller may know.
+		access.Bundles, access.Engagement = []string{"rbac"}, ""
+	}
 	if aerr := s.authorize(w, req, access); aerr != nil {
 		return aerr
+	}
+	if req.missing != nil {
+		return req.missing
 	}
 	return e.serve(w, req)
 }
