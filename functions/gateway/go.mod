@@ -13,6 +13,7 @@ require (
 )
 
 require (
+	cloud.google.com/go/workflows v1.22.1 // indirect
 	github.com/agnivade/levenshtein v1.2.2 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
 	github.com/gobwas/glob v1.1.0 // indirect
