@@ -644,6 +644,38 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	// An event published while its function is down reaches it once it is started again:
+	// the emulator's pushes fail meanwhile and are redelivered, as Pub/Sub's are.
+	t.Run("push to a stopped function is redelivered", func(t *testing.T) {
+		if code := callJSON(t, http.MethodPost, ep.Control+"/v1/functions/auditor:stop", nil, nil); code != http.StatusOK {
+			t.Fatalf("stop auditor: HTTP %d", code)
+		}
+		ctx := context.Background()
+		t.Setenv("PUBSUB_EMULATOR_HOST", ep.PubSub)
+		client, err := pubsub.NewClient(ctx, stack.Project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		pub := events.NewPubSub(client)
+		defer pub.Close()
+		stream := "eng-down-" + strconv.Itoa(os.Getpid())
+		e, err := events.New("waooaw.audit.recorded", "//test/waooaw-local", "system:test", map[string]any{
+			"stream": stream, "event_type": "decision", "actor_id": "gov-1", "actor_type": "human", "action": "approve",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pub.Publish(ctx, events.TopicAuditEvents, e); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		time.Sleep(2 * time.Second) // a push or two meet the stopped function
+		if code := callJSON(t, http.MethodPost, ep.Control+"/v1/functions/auditor:start", nil, nil); code != http.StatusOK {
+			t.Fatalf("start auditor: HTTP %d", code)
+		}
+		s.waitForVerifiedStream(t, bin, root, "governor", stream, 1)
+	})
+
 	// What the next start must find: a document and an execution waiting for its callback.
 	const docPath = "stack_test/kept"
 	t.Run("write a document", func(t *testing.T) {
