@@ -2,6 +2,12 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +161,95 @@ func TestRevisionsSurviveRestart(t *testing.T) {
 		if got != want {
 			t.Fatalf("%s returned %q, want %q", name, got, want)
 		}
+	}
+}
+
+// An emulator that dies after an HTTP call answered, before the execution's next wait was
+// saved, resumes after that call: the call is not sent again and the callback endpoint it
+// carried is the one the execution awaits.
+func TestRestartAfterCallKeepsItsEffect(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var got []string // callback URLs received by the first call
+	second := make(chan struct{}, 4)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ URL string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if r.URL.Path == "/first" {
+			mu.Lock()
+			got = append(got, body.URL)
+			mu.Unlock()
+		} else {
+			second <- struct{}{}
+			<-release // the emulator is stopped while this call is in flight
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	src := `
+main:
+  steps:
+    - create:
+        call: events.create_callback_endpoint
+        result: cb
+    - first:
+        call: http.post
+        args: {url: "` + srv.URL + `/first", body: {url: "${cb.url}"}}
+    - second:
+        call: http.post
+        args: {url: "` + srv.URL + `/second", timeout: 60}
+    - await:
+        call: events.await_callback
+        args: {callback: "${cb}", timeout: 3600}
+        result: req
+    - r:
+        return: ${req.http_request.body}
+`
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	emu := workflowstest.NewWithOptions(t, workflows.Options{StateDir: dir, VirtualStart: start})
+	wf := emu.Deploy("effects", src)
+	var ex workflowstest.Execution
+	if code := emu.Do("POST", "/v1/"+wf+"/executions", map[string]any{}, &ex); code != http.StatusOK {
+		t.Fatalf("create execution: HTTP %d", code)
+	}
+	<-second
+	// What is on disk now is what a SIGKILL would leave: copy it, as the next process finds it.
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	emu.Close()
+
+	emu2 := workflowstest.NewWithOptions(t, workflows.Options{StateDir: crashed, VirtualStart: start})
+	<-second // the call in flight at the crash is sent again
+	release <- struct{}{}
+	mu.Lock()
+	urls := append([]string(nil), got...)
+	mu.Unlock()
+	if len(urls) != 1 {
+		t.Fatalf("the first call was sent %d times: %v; want once", len(urls), urls)
+	}
+	// The callback the first call carried is the one the resumed execution awaits.
+	u, err := url.Parse(urls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code := emu2.Callback("POST", emu2.URL()+u.Path, map[string]string{"ok": "yes"})
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callback %s answered %d after the restart", u.Path, code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var res map[string]string
+	emu2.Result(emu2.Get(ex.Name), &res)
+	if res["ok"] != "yes" {
+		t.Fatalf("result %v; want the callback's body", res)
 	}
 }

@@ -92,6 +92,7 @@ func (x *Exec) call(t *Thread, s *lang.Step, sid int) {
 		_ = x.setVar(t, s.Result, v)
 	}
 	x.afterStep(t, s)
+	x.effect = x.effect || httpRequest(s.Call) || s.Call == "events.create_callback_endpoint"
 }
 
 // httpRequest says whether a standard library function sends a request (the retry

@@ -41,6 +41,16 @@ type ChildStarter interface {
 	StartChild(workflow string, arg any) (string, error)
 }
 
+// Checkpointer is implemented by hosts that keep executions durable. The engine calls it
+// after every step whose effect reaches outside the execution (an HTTP request answered, a
+// callback endpoint created), with the state already past that step: an emulator that dies
+// afterwards resumes after the effect instead of repeating it, as Cloud Workflows, which
+// records each step, does. A replay that created a new callback endpoint would leave the
+// URL an approval already holds pointing at nothing.
+type Checkpointer interface {
+	Checkpoint(x *Exec)
+}
+
 // URLClassifier is implemented by hosts that know which URLs stand for Google Cloud
 // services locally (the local stack's functions); without it, GoogleInternal decides.
 type URLClassifier interface {
@@ -93,6 +103,7 @@ type Exec struct {
 	cur      *Thread
 	lastStep int
 	nested   int
+	effect   bool // the step just run reached outside the execution (see Checkpointer)
 }
 
 // New starts an execution of prog's main with the given argument.
@@ -196,6 +207,12 @@ func (x *Exec) runThread(t *Thread, budget int) int {
 			f.PC++
 			n++
 			x.execStep(t, sid)
+			if x.effect {
+				x.effect = false
+				if cp, ok := x.Host.(Checkpointer); ok && !x.St.Done {
+					cp.Checkpoint(x)
+				}
+			}
 			if n&1023 == 0 {
 				if x.Interrupt != nil && x.Interrupt() {
 					return n

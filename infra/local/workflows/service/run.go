@@ -49,6 +49,22 @@ func (h execHost) Getenv(name string) (string, bool) {
 	return "", false
 }
 
+// Checkpoint implements engine.Checkpointer: the running execution's state, already past
+// the step that reached outside, is persisted as runnable; the live interpreter carries on.
+// The caller (runLocked) holds e.mu.
+func (h execHost) Checkpoint(x *engine.Exec) {
+	b, err := x.St.Encode()
+	if err != nil {
+		h.s.logErr(fmt.Errorf("workflows: checkpoint %s: %w", h.e.Name, err))
+		return
+	}
+	e := h.e
+	saved, runnable := e.Engine, e.Runnable
+	e.Engine, e.Runnable = b, true
+	h.s.logErr(h.s.persist(e))
+	e.Engine, e.Runnable = saved, runnable
+}
+
 // Token implements engine.TokenSource.
 func (h execHost) Token(kind, audience string) (string, error) {
 	if h.s.opts.Token == nil {
