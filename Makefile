@@ -27,7 +27,7 @@ modules:
 # saves Firestore's data before stopping the emulators (`go run` would die and orphan it).
 # CLOCK=virtual runs the Workflows emulator on its virtual clock; FRESH=1 starts empty.
 run: waooaw-local
-	exec $(LOCAL_BIN) run $(if $(CLOCK),-clock=$(CLOCK)) $(if $(FRESH),-fresh)
+	exec $(LOCAL_BIN) run $(if $(CLOCK),-clock=$(CLOCK)) $(if $(FRESH),-fresh) $(if $(METER),-meter)
 
 # The wrapper is built, not `go run`, so that a SIGTERM sent to it reaches the emulators'
 # shutdown rather than only the go tool.

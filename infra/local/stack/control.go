@@ -29,6 +29,7 @@ type control struct {
 	fns     map[string]*proc
 	order   []string
 	onGroup func(name string, pid int)
+	usage   http.Handler // the usage meter's, when the stack runs with one
 }
 
 func (c *control) handler() http.Handler {
@@ -66,6 +67,10 @@ func (c *control) handler() http.Handler {
 		}
 		writeControl(w, http.StatusOK, c.state(name))
 	})
+	if c.usage != nil {
+		mux.Handle("/v1/usage", c.usage)
+		mux.Handle("/v1/usage:reset", c.usage)
+	}
 	return mux
 }
 

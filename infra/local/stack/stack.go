@@ -29,6 +29,7 @@ import (
 	"waooaw.dev/governance/infra/local/emulators"
 	"waooaw.dev/governance/infra/local/funczip"
 	"waooaw.dev/governance/infra/local/infraspec"
+	"waooaw.dev/governance/infra/local/meter"
 	"waooaw.dev/governance/infra/local/workflows"
 )
 
@@ -50,6 +51,11 @@ type Options struct {
 	Clock string
 	// Fresh starts with no Firestore data, no workflow executions and no virtual clock.
 	Fresh bool
+	// Meter puts the usage meter (package meter) between the functions and what they call:
+	// Firestore and Pub/Sub through counting proxies, each function behind one, the
+	// Workflows emulator's step counters read; GET <control>/v1/usage answers the counts.
+	// Function URLs are then the meter's (kept across runs like the functions' own).
+	Meter bool
 }
 
 func (o *Options) defaults() {
@@ -291,10 +297,26 @@ func (r *run) start(ctx context.Context) error {
 	}
 
 	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wfURL}
+	fsHost, psHost := emu.FirestoreHost, emu.PubSubHost
+	var m *meter.Meter
+	if r.o.Meter {
+		m = meter.New()
+		fsp, err := m.Firestore("127.0.0.1:0", emu.FirestoreHost)
+		if err != nil {
+			return fmt.Errorf("stack: meter: %w", err)
+		}
+		r.onStop(func() { fsp.Close() })
+		psp, err := m.PubSub("127.0.0.1:0", emu.PubSubHost)
+		if err != nil {
+			return fmt.Errorf("stack: meter: %w", err)
+		}
+		r.onStop(func() { psp.Close() })
+		fsHost, psHost = fsp.Addr(), psp.Addr()
+	}
 	local := map[string]string{
 		"GOOGLE_CLOUD_PROJECT":    Project,
-		"FIRESTORE_EMULATOR_HOST": emu.FirestoreHost,
-		"PUBSUB_EMULATOR_HOST":    emu.PubSubHost,
+		"FIRESTORE_EMULATOR_HOST": fsHost,
+		"PUBSUB_EMULATOR_HOST":    psHost,
 		"WAOOAW_JWKS_URL":         jwksURL,
 		"WAOOAW_SECRETS_DIR":      secretsDir,
 		"WAOOAW_WORKFLOWS_URL":    wfURL,
@@ -309,6 +331,27 @@ func (r *run) start(ctx context.Context) error {
 		ctl.fns[fn.spec.Name] = p
 		ctl.order = append(ctl.order, fn.spec.Name)
 	}
+	var internal []string
+	if m != nil {
+		// Everyone reaches a function through its meter: the workflow, pushes, clients.
+		for _, name := range ctl.order {
+			// A meter's port is kept across runs as a function's is: executions waiting
+			// through a restart hold these URLs.
+			port, _, err := ports.take("meter-" + name)
+			if err != nil {
+				return err
+			}
+			fp, err := m.Function(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), name, ep.Functions[name])
+			if err != nil {
+				return fmt.Errorf("stack: meter: %w", err)
+			}
+			r.onStop(func() { fp.Close() })
+			ep.Functions[name] = fp.URL()
+			internal = append(internal, strings.TrimPrefix(fp.URL(), "http://"))
+		}
+		m.Workflows(wfURL)
+		ctl.usage = m.Handler()
+	}
 	ep.Gateway = ep.Functions["gateway"]
 
 	// Started once the functions serve: executions it resumes call them at once.
@@ -318,7 +361,12 @@ func (r *run) start(ctx context.Context) error {
 	}
 	wf := &proc{name: "workflows", url: wfURL, logPath: filepath.Join(logDir, "workflows.log"), grace: r.o.StopGrace,
 		newCmd: func() *exec.Cmd {
-			cmd := exec.Command(wfBin, "--addr", strings.TrimPrefix(wfURL, "http://"), "--state", wfState, "--clock", r.o.Clock)
+			args := []string{"--addr", strings.TrimPrefix(wfURL, "http://"), "--state", wfState, "--clock", r.o.Clock}
+			if len(internal) > 0 {
+				// A call to a metered function is billed as a call to a Cloud Run function is.
+				args = append(args, "--internal-hosts", strings.Join(internal, ","))
+			}
+			cmd := exec.Command(wfBin, args...)
 			cmd.Dir = r.o.Root
 			return cmd
 		}}

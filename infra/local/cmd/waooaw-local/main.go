@@ -1,6 +1,6 @@
 // Command waooaw-local runs the platform on one machine with no cloud account.
 //
-//	waooaw-local run [-clock real|virtual] [-fresh]
+//	waooaw-local run [-clock real|virtual] [-fresh] [-meter]
 //	                                      start the local stack until Ctrl-C (`make run`)
 //	waooaw-local token -role R -subject S [-engagement E] [-ttl 1h]
 //	                                      print a bearer token the running stack accepts
@@ -38,7 +38,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: waooaw-local run [-clock real|virtual] [-fresh] | token -role R -subject S [-engagement E] | emulators -- CMD [ARGS] | package [-out DIR] [NAME...]`
+const usage = `usage: waooaw-local run [-clock real|virtual] [-fresh] [-meter] | token -role R -subject S [-engagement E] | emulators -- CMD [ARGS] | package [-out DIR] [NAME...]`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -125,10 +125,11 @@ func parse(name string, args []string, setup func(*flag.FlagSet)) (*common, *fla
 
 func cmdRun(args []string, stdout io.Writer) error {
 	var clock string
-	var fresh bool
+	var fresh, metered bool
 	c, _, err := parse("run", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&clock, "clock", workflows.ClockReal, "the Workflows emulator's clock: real, or virtual (moved by POST <workflows>/emulator/v1/clock:advance)")
 		fs.BoolVar(&fresh, "fresh", false, "start empty: no Firestore data, workflow executions or virtual clock from earlier runs")
+		fs.BoolVar(&metered, "meter", false, "count Firestore reads and writes, Pub/Sub messages, function invocations and workflow steps (GET <control>/v1/usage)")
 	})
 	if err != nil {
 		return err
@@ -137,7 +138,7 @@ func cmdRun(args []string, stdout io.Writer) error {
 	// Firestore's data, never the default action.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return stack.Run(ctx, stack.Options{Root: c.root, StateDir: c.state, Out: stdout, Clock: clock, Fresh: fresh})
+	return stack.Run(ctx, stack.Options{Root: c.root, StateDir: c.state, Out: stdout, Clock: clock, Fresh: fresh, Meter: metered})
 }
 
 func cmdToken(args []string, stdout io.Writer) error {
