@@ -6,6 +6,7 @@
 # make bench   every module's benchmarks, figures printed (and kept in .local/bench.txt)
 # make load    with `make run` up: the pdp against `opa run --server` under load, the gateway's
 #              refused route, attestations counted (LOAD_FLAGS: e.g. -corr run -d 20s)
+# make demo    with `make run CLOCK=virtual` up: one seed request vetoed at hour 23, stage by stage
 # make clean   build output (dist/, .local/bin, .local/logs); keys and secrets stay
 
 SHELL := bash
@@ -17,7 +18,7 @@ LOCAL_BIN := .local/bin/waooaw-local
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/vendor/*' -not -path '*/testdata/*')
 
-.PHONY: run test test-modules lint package bench bench-modules load clean waooaw-local modules
+.PHONY: run test test-modules lint package bench bench-modules load demo clean waooaw-local modules
 
 # $(shell) hides a failing `go list`; an empty module list must not pass as "all green".
 modules:
@@ -76,6 +77,9 @@ bench-modules: modules
 
 load:
 	$(GO) run ./infra/local/cmd/loadtest $(LOAD_FLAGS)
+
+demo:
+	$(GO) run ./infra/local/cmd/demo
 
 clean:
 	rm -rf $(DIST) .local/bin .local/logs
