@@ -26,7 +26,24 @@ func Get(ctx context.Context, fs *firestore.Client, requestID string) (Request, 
 	if err := snap.DataTo(&r); err != nil {
 		return Request{}, fmt.Errorf("agentreq: read request %s: %w", requestID, err)
 	}
+	r.lists()
 	return r, nil
+}
+
+// lists gives the projection's lists their empty value, not nil: Firestore hands an empty
+// array back as nil, and readers show [] (the API's "reasons": [], "stages": []).
+func (r *Request) lists() {
+	if r.Stages == nil {
+		r.Stages = []StageEntry{}
+	}
+	for i := range r.Stages {
+		if r.Stages[i].Reasons == nil {
+			r.Stages[i].Reasons = []string{}
+		}
+	}
+	if r.Compensations == nil {
+		r.Compensations = []Compensation{}
+	}
 }
 
 // GetApproval reads an approval.

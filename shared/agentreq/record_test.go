@@ -82,6 +82,9 @@ func TestRecordOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if req.Compensations == nil {
+		t.Error("compensations read back as nil; want [] (the API shows a list)")
+	}
 	if req.Status != agentreq.StatusNeedsRevision || len(req.Stages) != 1 || req.UpdatedAt != "2026-12-01T10:00:00Z" {
 		t.Errorf("projection = status %s, %d stages, updated %s; want needs_revision, 1, the call's at", req.Status, len(req.Stages), req.UpdatedAt)
 	}
@@ -204,6 +207,9 @@ func TestRecordAlsoAndConcurrency(t *testing.T) {
 	req, err := agentreq.Get(ctx, f.fs, "req-c")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(req.Stages) != 0 || req.Stages == nil {
+		t.Errorf("stages %v; want an empty list, not nil", req.Stages)
 	}
 	if len(req.Compensations) != 1 || req.Compensations[0].Stage != 4 {
 		t.Errorf("compensations %+v, want one of stage 4", req.Compensations)

@@ -206,6 +206,11 @@ func testBlockingApproved(t *testing.T) {
 	r := p.wait(t, ctx, id, true, "deployed", "failed")
 	want := []string{"specification:accepted", "way_of_working:complete", "certification:certified",
 		"architecture_review:approved", "ethics_review:cleared", "governor_approval:awaiting_approval", "governor_approval:approved", "deploy:deploying", "deploy:deployed"}
+	for _, s := range r.Stages {
+		if s.Reasons == nil || s.At == "" {
+			t.Errorf("stage %d shows reasons %v at %q; want a list (maybe empty) and a time", s.Stage, s.Reasons, s.At)
+		}
+	}
 	if r.Status != "deployed" || !slices.Equal(outcomes(r), want) || r.AgentID == "" {
 		t.Fatalf("request = %s %v agent %q; want deployed %v with an agent id", r.Status, outcomes(r), r.AgentID, want)
 	}

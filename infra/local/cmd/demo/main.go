@@ -140,11 +140,13 @@ func run(out io.Writer) error {
 	var entries []apiclient.Entry
 	err = waitUntil(ctx, func() (bool, error) {
 		var err error
+		if entries, err = gov.Entries(ctx, engagement, 0); err != nil {
+			return false, err
+		}
 		if rep, err = gov.Verify(ctx, engagement); err != nil {
 			return false, err
 		}
-		entries, err = gov.Entries(ctx, engagement, 0)
-		return err == nil && rep.OK && hasAction(entries, "undo_stage_3_genesis_certification"), err
+		return rep.OK && rep.Entries >= int64(len(entries)) && hasAction(entries, "undo_stage_3_genesis_certification"), nil
 	})
 	if err != nil {
 		return fmt.Errorf("audit stream %s: %w", engagement, err)
