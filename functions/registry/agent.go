@@ -32,12 +32,8 @@ const (
 	EventUndeployed        = "undeployed"         // undone by the compensation saga
 	EventHealthCritical    = "health_critical"    // a critical report of a live agent
 	EventHealthOK          = "health_ok"          // a healthy or degraded report ending a critical streak
-	EventSuspended         = "suspended"          // CriticalStreakToSuspend critical reports in a row
+	EventSuspended         = "suspended"          // critical reports in a row (rules/agent_health)
 )
-
-// CriticalStreakToSuspend is how many critical reports in a row suspend a live agent
-// (DOMAIN.md, Events: health_events).
-const CriticalStreakToSuspend = 3
 
 // Agent is the projection of an agent's events (registry_agents/{agent_id}): what Apply
 // folds them into, written in the same transaction as each event.

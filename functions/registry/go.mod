@@ -7,6 +7,7 @@ require (
 	cloud.google.com/go/pubsub/v2 v2.9.0
 	google.golang.org/grpc v1.85.0
 	waooaw.dev/governance/infra/local v0.0.0
+	waooaw.dev/governance/rules v0.0.0
 	waooaw.dev/governance/shared v0.0.0
 )
 

@@ -67,7 +67,7 @@ const (
 	PushHealthy         = "healthy"            // the health callback was delivered
 	PushCallbackGone    = "callback_gone"      // the health callback's execution had ended
 	PushCritical        = "health_critical"    // a live agent's critical streak grew
-	PushSuspended       = "suspended"          // ... to CriticalStreakToSuspend
+	PushSuspended       = "suspended"          // ... to the agent_health table's threshold
 	PushStreakReset     = "health_ok"          // a healthy or degraded report ended a streak
 	PushDuplicate       = "duplicate"          // a redelivery: nothing changed
 	PushNoChange        = "no_change"          // the report changes nothing for this agent
@@ -205,14 +205,19 @@ func (s *Server) observe(ctx context.Context, env events.Envelope, rep Report) (
 	return ans, nil
 }
 
-// streak is what a report does to a live agent: a critical one lengthens the streak and
-// the CriticalStreakToSuspend-th in a row suspends it; a healthy or degraded one ends it.
+// streak is what a report does to a live agent: a critical one lengthens the streak and,
+// when rules/agent_health says so (3 in a row), suspends it; a healthy or degraded one ends it.
 func (s *Server) streak(a Agent, env events.Envelope, rep Report, ans *PushAnswer, suspended **Event) []Event {
 	switch rep.Status {
 	case HealthCritical:
 		ans.Outcome = PushCritical
 		evs := []Event{{Type: EventHealthCritical, At: rep.ObservedAt, Cause: env.EventID, Status: rep.Status, ObservedAt: rep.ObservedAt}}
-		if a.CriticalStreak+1 >= CriticalStreakToSuspend {
+		action, _, err := s.opt.Rules.HealthAction(a.CriticalStreak + 1)
+		if err != nil {
+			// The tables are embedded and tested: a failure here is a build defect.
+			s.opt.Logger.Error("registry: agent_health table", "error", err.Error())
+		}
+		if action == "suspend" {
 			ans.Outcome = PushSuspended
 			evs = append(evs, Event{Type: EventSuspended, At: rep.ObservedAt, Cause: env.EventID,
 				Reason: fmt.Sprintf("%d critical health reports in a row", a.CriticalStreak+1)})

@@ -10,8 +10,10 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	tables "waooaw.dev/governance/rules"
 	"waooaw.dev/governance/shared/agentreq"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/rules"
 )
 
 // Actor is the registry's name on the audit log; VerdictCollection keeps its records.
@@ -32,6 +34,9 @@ type Options struct {
 	Publisher events.Publisher // audit events
 	Callbacks Callbacks
 	Logger    *slog.Logger // defaults to slog.Default()
+	// Rules decide what a run of critical reports does (rules/agent_health.yaml); default:
+	// the embedded tables.
+	Rules *rules.Set
 }
 
 // Server serves the registry's routes:
@@ -56,6 +61,13 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Rules == nil {
+		set, err := rules.Load(tables.FS)
+		if err != nil {
+			return nil, fmt.Errorf("registry: rules: %w", err)
+		}
+		o.Rules = set
 	}
 	s := &Server{
 		opt:   o,

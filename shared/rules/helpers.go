@@ -25,6 +25,7 @@ const (
 	TableConnectorCatalogue   = "connector_catalogue"
 	TableArchitectureReview   = "architecture_review"
 	TableEthicsReview         = "ethics_review"
+	TableAgentHealth          = "agent_health"
 )
 
 // ErrNoMatch is returned by a typed helper when no rule fired.
@@ -442,4 +443,17 @@ func (s *Set) paramStrings(table, name string) []string {
 		}
 	}
 	return out
+}
+
+// HealthAction is what a live agent's run of critical health reports calls for: "suspend",
+// or "" while the streak is short of the table's threshold.
+func (s *Set) HealthAction(criticalStreak int) (string, Result, error) {
+	res, err := s.Evaluate(TableAgentHealth, map[string]any{"critical_streak": float64(criticalStreak)})
+	if err != nil {
+		return "", res, err
+	}
+	if len(res.Matches) == 0 {
+		return "", res, nil
+	}
+	return res.Matches[0].Then["action"].(string), res, nil
 }

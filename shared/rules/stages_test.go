@@ -737,3 +737,20 @@ func BenchmarkSpecGaps(b *testing.B) {
 		}
 	}
 }
+
+func TestHealthAction(t *testing.T) {
+	s := load(t)
+	cases := []struct {
+		streak int
+		want   string
+	}{{0, ""}, {1, ""}, {2, ""}, {3, "suspend"}, {4, "suspend"}}
+	for _, c := range cases {
+		got, res, err := s.HealthAction(c.streak)
+		if err != nil {
+			t.Fatalf("streak %d: %v", c.streak, err)
+		}
+		if got != c.want {
+			t.Errorf("streak %d: action %q, want %q (trace %+v)", c.streak, got, c.want, res.Trace)
+		}
+	}
+}

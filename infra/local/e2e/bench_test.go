@@ -289,3 +289,83 @@ func verifyAll(ctx context.Context, p party, requests int) error {
 		}
 	}
 }
+
+// BenchmarkCreationCost measures what creating one agent costs, end to end to deployed, on
+// each path: the seed path (auto-approved, the 24 h window passing without a veto) and the
+// blocking path (one Governor approval). The figures are per agent, the client's polling
+// taken away; they are the unit counts a cost model multiplies.
+func BenchmarkCreationCost(b *testing.B) {
+	const n = 20
+	paths := []struct {
+		name string
+		run  func(ctx context.Context, p party, i int) (string, error)
+		// after runs once all n requests reached their wait (moving the clock on the seed path).
+		after func(ctx context.Context) error
+	}{
+		{name: "seed path", run: func(ctx context.Context, p party, i int) (string, error) {
+			id, _, err := toVetoWindow(ctx, p, fmt.Sprintf("Cost seed %d", i), 50*time.Millisecond)
+			return id, err
+		}, after: func(ctx context.Context) error {
+			_, err := shared.client().Advance(ctx, 24*time.Hour+time.Minute)
+			return err
+		}},
+		{name: "blocking path", run: func(ctx context.Context, p party, i int) (string, error) {
+			sub, err := p.mgr.Submit(ctx, randomID("key-"), apiclient.LowRiskSpec(p.eng, fmt.Sprintf("Cost blocking %d", i)), apiclient.WayOfWorking())
+			if err != nil {
+				return "", err
+			}
+			r, err := p.mgr.WaitFor(ctx, sub.RequestID, func(r apiclient.Request) bool { return r.Status == "awaiting_approval" })
+			if err != nil {
+				return "", err
+			}
+			if _, err := p.gov.Decide(ctx, r.Approval.ApprovalID, "approve", "cost benchmark"); err != nil {
+				return "", err
+			}
+			r, err = p.mgr.WaitFor(ctx, sub.RequestID, func(r apiclient.Request) bool { return r.Status == "deploying" && r.AgentID != "" })
+			if err != nil {
+				return "", err
+			}
+			return sub.RequestID, p.l.Health(ctx, r.AgentID, p.eng, "healthy", time.Now())
+		}},
+	}
+	for _, path := range paths {
+		b.Run(path.name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			var cost meter.Snapshot
+			for range b.N {
+				p := newParty(b, ctx)
+				time.Sleep(time.Second) // the new Governor reaches the gateway's policy data
+				before := settled(b, ctx)
+				ids := make([]string, n)
+				for i := range n {
+					id, err := path.run(ctx, p, i)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ids[i] = id
+				}
+				if path.after != nil {
+					if err := path.after(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for _, id := range ids {
+					if _, err := p.mgr.WaitFor(ctx, id, func(r apiclient.Request) bool { return r.Status == "deployed" }); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := settled(b, ctx)
+				const reads = 100
+				for range reads {
+					if _, err := p.mgr.Get(ctx, ids[0]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cost = minus(meter.Diff(before, after), meter.Diff(after, settled(b, ctx)), reads)
+			}
+			perRequest(b, cost, n)
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
