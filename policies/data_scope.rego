@@ -1,7 +1,11 @@
 # data_scope: a subject reaches only its own engagements' data (unless its role
 # is in data.platform.cross_engagement_roles); an agent reads only the data
 # classes it declared; sensitive classes are masked for subjects without the
-# unmask clearance.
+# unmask clearance. A signed client's engagements are the bindings an admin
+# made (data.platform.client_engagements), never what its request says, and no
+# client reaches across engagements. The engagement "platform" (platform-wide
+# data: the platform audit stream) is reached only by the cross-engagement
+# roles and by the clients in data.platform.platform_clients.
 package waooaw.data_scope
 
 import data.waooaw.lib
@@ -18,9 +22,31 @@ default engagement := ""
 
 engagement := input.resource.engagement_id
 
-member if engagement in input.subject.engagements
+reserved := "platform"
 
-cross_engagement if subject.role in data.platform.cross_engagement_roles
+client if subject.type == "client"
+
+default engagements := []
+
+engagements := data.platform.client_engagements[subject.id] if client
+
+engagements := input.subject.engagements if not client
+
+member if {
+	engagement != reserved
+	engagement in engagements
+}
+
+cross_engagement if {
+	not client
+	subject.role in data.platform.cross_engagement_roles
+}
+
+platform_client if {
+	engagement == reserved
+	client
+	subject.id in data.platform.platform_clients
+}
 
 # declared says whether an agent listed this data class among its data access requirements.
 declared(class) if class in input.subject.data_access
@@ -33,12 +59,21 @@ grants contains sprintf("%v works on engagement %v", [subject.id, engagement]) i
 
 grants contains sprintf("role %v reaches every engagement", [subject.role]) if cross_engagement
 
+grants contains sprintf("client %v is a platform client", [subject.id]) if platform_client
+
 denials contains "resource.engagement_id is missing" if engagement == ""
 
 denials contains sprintf("%v has no access to engagement %v", [subject.id, engagement]) if {
 	engagement != ""
+	engagement != reserved
 	not member
 	not cross_engagement
+}
+
+denials contains sprintf("%v has no access to engagement %v: reserved to platform clients and roles %v", [subject.id, engagement, concat(", ", data.platform.cross_engagement_roles)]) if {
+	engagement == reserved
+	not cross_engagement
+	not platform_client
 }
 
 denials contains sprintf("agent %v did not declare access to %v data", [subject.id, resource.data_class]) if {

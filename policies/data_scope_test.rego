@@ -45,3 +45,41 @@ test_empty_input if {
 	d := data_scope.decision with input as {}
 	d.reasons == ["resource.engagement_id is missing"]
 }
+
+bound := {"client_engagements": {"c1": ["eng-1"], "ops": ["eng-1"]}, "platform_clients": ["ops"]}
+
+client_asks(id, engagement, claimed) := {"subject": {"id": id, "type": "client", "role": "operator", "engagements": claimed}, "action": "submit", "resource": {"engagement_id": engagement}}
+
+test_client_reaches_its_bound_engagements_only if {
+	d := data_scope.decision with input as client_asks("c1", "eng-1", []) with data.platform as object.union(data.platform, bound)
+	d.reasons == ["c1 works on engagement eng-1"]
+	e := data_scope.decision with input as client_asks("c1", "eng-2", ["eng-2"]) with data.platform as object.union(data.platform, bound)
+	e.reasons == ["c1 has no access to engagement eng-2"]
+}
+
+test_unbound_client_reaches_nothing if {
+	d := data_scope.decision with input as client_asks("c2", "eng-1", ["eng-1"]) with data.platform as object.union(data.platform, bound)
+	d.reasons == ["c2 has no access to engagement eng-1"]
+}
+
+test_client_never_reaches_across if {
+	asks := object.union(client_asks("c1", "eng-2", []), {"subject": {"role": "admin"}})
+	d := data_scope.decision with input as asks with data.platform as object.union(data.platform, bound)
+	d.reasons == ["c1 has no access to engagement eng-2"]
+}
+
+test_platform_is_reserved if {
+	c := data_scope.decision with input as client_asks("c1", "platform", ["platform"]) with data.platform as object.union(data.platform, {"client_engagements": {"c1": ["platform"]}})
+	c.reasons == ["c1 has no access to engagement platform: reserved to platform clients and roles admin, auditor"]
+	g := data_scope.decision with input as {"subject": {"id": "g1", "role": "governor", "engagements": ["platform"]}, "resource": {"engagement_id": "platform"}}
+	g.reasons == ["g1 has no access to engagement platform: reserved to platform clients and roles admin, auditor"]
+	a := data_scope.decision with input as {"subject": {"id": "a1", "role": "auditor"}, "resource": {"engagement_id": "platform"}}
+	a.reasons == ["role auditor reaches every engagement"]
+}
+
+test_platform_client_reaches_platform if {
+	d := data_scope.decision with input as client_asks("ops", "platform", []) with data.platform as object.union(data.platform, bound)
+	d.reasons == ["client ops is a platform client"]
+	e := data_scope.decision with input as client_asks("ops", "eng-2", []) with data.platform as object.union(data.platform, bound)
+	e.reasons == ["ops has no access to engagement eng-2"]
+}

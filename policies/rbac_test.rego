@@ -99,3 +99,9 @@ test_clients_submit_at_operator_level if {
 	d := rbac.decision with input as req("analyst", "submit")
 	d.reasons == ["role analyst (level 6) may not submit: needs level <= 4"]
 }
+
+test_only_admin_manages_clients if {
+	rbac.allow with input as req("admin", "manage_clients")
+	d := rbac.decision with input as req("governor", "manage_clients")
+	d.reasons == ["role governor (level 2) may not manage_clients: needs level <= 1"]
+}
