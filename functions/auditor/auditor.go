@@ -27,8 +27,8 @@ import (
 const FunctionName = "Auditor"
 
 // Auditor is the registered entry point: it handles one pushed audit_events message with a
-// Handler configured from the environment (GOOGLE_CLOUD_PROJECT; FIRESTORE_EMULATOR_HOST
-// locally).
+// Handler configured from the environment (GOOGLE_CLOUD_PROJECT; WAOOAW_AUDIT_DATABASE, the
+// audit log's own database when deployed; FIRESTORE_EMULATOR_HOST locally).
 var Auditor startup.EventHandler
 
 func init() { Auditor = startup.CloudEvent(FunctionName, open) }
@@ -39,7 +39,8 @@ type Appender interface {
 }
 
 func open(ctx context.Context, env *startup.Env) (startup.EventHandler, error) {
-	client, err := store.NewClient(ctx)
+	// The log's own database: the auditor's identity is the only one that may write it.
+	client, err := store.NewAuditClient(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -181,12 +181,18 @@ func TestHandleOutcomes(t *testing.T) {
 type pushServer struct {
 	URL       string
 	FSProject string // the Firestore project the function writes to
+	// FSDatabase is the audit log's database the function writes to: a named one, as
+	// deployed, so a function that ignored WAOOAW_AUDIT_DATABASE would leave it empty.
+	FSDatabase string
 
 	mu       sync.Mutex
 	attempts map[string]int             // message id -> pushes
 	handled  map[string]map[string]bool // subscription -> message ids the function accepted
 	failed   map[string]int             // subscription -> pushes the function refused
 }
+
+// testAuditDatabase is the named database the function under test keeps the log in.
+const testAuditDatabase = "audit"
 
 var (
 	serverOnce sync.Once
@@ -202,6 +208,7 @@ func startAuditor(t testing.TB) *pushServer {
 		fsEnv := emulators.ForTest(t)
 		os.Setenv("GOOGLE_CLOUD_PROJECT", fsEnv.Project)
 		os.Setenv("FUNCTION_TARGET", "Auditor")
+		os.Setenv(store.EnvAuditDatabase, testAuditDatabase)
 		port, err := emulators.FreePort()
 		if err != nil {
 			t.Fatal(err)
@@ -224,7 +231,7 @@ func startAuditor(t testing.TB) *pushServer {
 		}
 		target, _ := url.Parse("http://" + addr)
 		proxy := httputil.NewSingleHostReverseProxy(target)
-		ps := &pushServer{FSProject: fsEnv.Project, attempts: map[string]int{}, handled: map[string]map[string]bool{}, failed: map[string]int{}}
+		ps := &pushServer{FSProject: fsEnv.Project, FSDatabase: testAuditDatabase, attempts: map[string]int{}, handled: map[string]map[string]bool{}, failed: map[string]int{}}
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
@@ -308,7 +315,7 @@ func TestPushThousandEventsFiveStreams(t *testing.T) {
 	env := emulators.ForTest(t)
 	env.Provision(t, map[string]string{"auditor": ps.URL})
 	_, subPath := auditSub(env)
-	fs, err := firestore.NewClient(context.Background(), ps.FSProject)
+	fs, err := firestore.NewClientWithDatabase(context.Background(), ps.FSProject, ps.FSDatabase)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +404,7 @@ func TestPoisonGoesToDeadLetter(t *testing.T) {
 	env.Provision(t, map[string]string{"auditor": ps.URL})
 	sub, _ := auditSub(env)
 	client := env.PubSub(t)
-	fs, err := firestore.NewClient(context.Background(), ps.FSProject)
+	fs, err := firestore.NewClientWithDatabase(context.Background(), ps.FSProject, ps.FSDatabase)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,33 @@ func ProjectID() string {
 	return ""
 }
 
+// EnvAuditDatabase names the Firestore database holding the audit log. Deployed, it is a
+// database of its own, so that only the auditor's identity may write it; unset, the log
+// shares the (default) database, as it does on the local stack.
+const EnvAuditDatabase = "WAOOAW_AUDIT_DATABASE"
+
+// AuditDatabase is the configured audit log database, firestore.DefaultDatabaseID when unset.
+func AuditDatabase() string {
+	if v := os.Getenv(EnvAuditDatabase); v != "" {
+		return v
+	}
+	return firestore.DefaultDatabaseID
+}
+
+// NewAuditClient opens a Firestore client on the audit log's database (AuditDatabase), for
+// the configured project as NewClient finds it.
+func NewAuditClient(ctx context.Context) (*firestore.Client, error) {
+	return newClient(ctx, AuditDatabase())
+}
+
 // NewClient opens a Firestore client for the configured project. On Cloud Functions the
 // project is detected when the variable is unset; against the emulator it must be set,
 // because there is no metadata server to ask.
 func NewClient(ctx context.Context) (*firestore.Client, error) {
+	return newClient(ctx, firestore.DefaultDatabaseID)
+}
+
+func newClient(ctx context.Context, database string) (*firestore.Client, error) {
 	project := ProjectID()
 	if project == "" {
 		if os.Getenv("FIRESTORE_EMULATOR_HOST") != "" {
@@ -49,9 +72,17 @@ func NewClient(ctx context.Context) (*firestore.Client, error) {
 		}
 		project = firestore.DetectProjectID
 	}
-	c, err := firestore.NewClient(ctx, project)
+	if database == firestore.DefaultDatabaseID {
+		c, err := firestore.NewClient(ctx, project)
+		if err != nil {
+			return nil, fmt.Errorf("store: firestore.NewClient(%s): %w", project, err)
+		}
+		return c, nil
+	}
+	// NewClientWithDatabase refuses the default database by name, hence the two calls.
+	c, err := firestore.NewClientWithDatabase(ctx, project, database)
 	if err != nil {
-		return nil, fmt.Errorf("store: firestore.NewClient(%s): %w", project, err)
+		return nil, fmt.Errorf("store: firestore.NewClientWithDatabase(%s, %s): %w", project, database, err)
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"waooaw.dev/governance/infra/local/emulators"
@@ -49,5 +50,53 @@ func TestNewClient(t *testing.T) {
 	snap, err := ref.Get(context.Background())
 	if err != nil || snap.Data()["x"] != int64(1) {
 		t.Fatalf("read back: %v, %v", snap.Data(), err)
+	}
+}
+
+// TestNewAuditClient: the audit log opens on the database WAOOAW_AUDIT_DATABASE names, apart
+// from (default), and on (default) when it is unset. The emulator keeps named databases
+// apart as Firestore does.
+func TestNewAuditClient(t *testing.T) {
+	env := emulators.ForTest(t)
+	t.Setenv("GCLOUD_PROJECT", "")
+	t.Setenv("GOOGLE_CLOUD_PROJECT", env.Project)
+	ctx := context.Background()
+	def, err := NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+
+	tests := []struct {
+		name, database  string
+		wantInDefault   bool
+		wantDatabaseVar string
+	}{
+		{"unset", "", true, "(default)"},
+		{"named", "audit", false, "audit"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvAuditDatabase, tt.database)
+			if got := AuditDatabase(); got != tt.wantDatabaseVar {
+				t.Fatalf("AuditDatabase() = %q, want %q", got, tt.wantDatabaseVar)
+			}
+			c, err := NewAuditClient(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ref := c.Collection(AuditStreams).Doc(fmt.Sprintf("audit-db-probe-%d", i))
+			if _, err := ref.Create(ctx, map[string]any{"x": 1}); err != nil {
+				t.Fatalf("write through the audit client: %v", err)
+			}
+			if snap, err := ref.Get(ctx); err != nil || snap.Data()["x"] != int64(1) {
+				t.Fatalf("read back through the audit client: %v, %v", snap.Data(), err)
+			}
+			_, err = def.Collection(AuditStreams).Doc(ref.ID).Get(ctx)
+			if inDefault := err == nil; inDefault != tt.wantInDefault {
+				t.Fatalf("document in (default): %v (err %v), want %v", inDefault, err, tt.wantInDefault)
+			}
+		})
 	}
 }
