@@ -32,7 +32,7 @@ const (
 	devClient = "dev-client"
 )
 
-var devSecret = []byte("dev-secret-for-tests")
+var devSecret = []byte("dev-secret-for-tests-at-least-32-bytes")
 
 // Key generation costs tens of milliseconds: one pair serves the whole test binary.
 var (

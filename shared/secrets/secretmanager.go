@@ -34,7 +34,7 @@ func VersionName(project, name string) string {
 	return fmt.Sprintf("projects/%s/secrets/%s/versions/latest", project, name)
 }
 
-// Get implements Source.
+// Get implements Source: the latest version, trimmed and checked as Dir's values are.
 func (s *SecretManager) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (s *SecretManager) Get(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets: AccessSecretVersion %s: %w", name, err)
 	}
-	return resp.GetPayload().GetData(), nil
+	return value(name, resp.GetPayload().GetData())
 }
 
 // Close closes the client.

@@ -3,19 +3,25 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"time"
 )
 
 // ErrNotFound is wrapped when a secret does not exist, so callers can tell "no such client"
 // from "the store is down".
 var ErrNotFound = errors.New("secret not found")
+
+// ErrTooShort is wrapped when a secret holds fewer than MinLength bytes once trimmed: a
+// webhook key that short could be guessed from one signed request, so it is refused as if
+// it were missing a value, never used.
+var ErrTooShort = errors.New("secret too short")
+
+// MinLength is the least number of bytes a secret holds after trimming (256 bits).
+const MinLength = 32
 
 // Source returns the current value of a named secret.
 type Source interface {
@@ -36,8 +42,22 @@ func validName(name string) error {
 	return nil
 }
 
-// Dir reads the secret <name> from the file <Dir>/<name>. One trailing newline is dropped,
-// because editors and `echo` add one that Secret Manager values do not have.
+// whitespace is what both sources trim from either end of a value: ASCII space, tab, CR
+// and LF. Editors and `echo` add a newline to a file, `gcloud secrets versions add` keeps
+// whatever the file held, so a key must read the same whichever store holds it.
+const whitespace = " \t\r\n"
+
+// value trims raw and refuses it when it is shorter than MinLength.
+func value(name string, raw []byte) ([]byte, error) {
+	v := bytes.Trim(raw, whitespace)
+	if len(v) < MinLength {
+		return nil, fmt.Errorf("secrets: %s holds %d bytes once trimmed, want at least %d: %w", name, len(v), MinLength, ErrTooShort)
+	}
+	return v, nil
+}
+
+// Dir reads the secret <name> from the file <Dir>/<name>, trimmed of leading and trailing
+// whitespace as Secret Manager values are.
 type Dir string
 
 // Get implements Source.
@@ -52,48 +72,5 @@ func (d Dir) Get(_ context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets: read %s: %w", name, err)
 	}
-	s := strings.TrimSuffix(string(b), "\n")
-	s = strings.TrimSuffix(s, "\r")
-	return []byte(s), nil
-}
-
-// Cached keeps values (and not-found answers) of another Source for ttl, so a hot path does
-// not call Secret Manager per request. Other errors are not cached.
-type Cached struct {
-	src Source
-	ttl time.Duration
-	now func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	val     []byte
-	err     error
-	expires time.Time
-}
-
-// NewCached wraps src with a cache of the given time to live.
-func NewCached(src Source, ttl time.Duration) *Cached {
-	return &Cached{src: src, ttl: ttl, now: time.Now, entries: map[string]cacheEntry{}}
-}
-
-// Get implements Source.
-func (c *Cached) Get(ctx context.Context, name string) ([]byte, error) {
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[name]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.val, e.err
-	}
-	val, err := c.src.Get(ctx, name)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.entries[name] = cacheEntry{val: val, err: err, expires: now.Add(c.ttl)}
-	c.mu.Unlock()
-	return val, err
+	return value(name, b)
 }

@@ -5,109 +5,90 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 )
 
-func TestDir(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string]string{
-		"webhook-dev-client": "s3cret\n",
-		"crlf":               "v\r\n",
-		"raw":                "no newline",
-		"two-newlines":       "x\n\n",
-	}
+// key is a value long enough to be a secret, distinct per seed.
+func key(seed string) string { return seed + strings.Repeat("k", MinLength) }
+
+func writeFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
 	for name, v := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "outside"), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func TestDir(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"webhook-dev-client": key("s3cret") + "\n",
+		"crlf":               key("v") + "\r\n",
+		"raw":                key("no newline"),
+		"two-newlines":       key("x") + "\n\n",
+		"both-ends":          " \t\n" + key("y") + " \t\r\n",
+		"inner-space":        key("a b"),
+		"short":              "dev-secret-for-tests\n",
+		"short-once-trimmed": strings.Repeat(" ", 40) + "abc\n",
+		"empty":              "",
+		"exactly-min":        strings.Repeat("m", MinLength) + "\n",
+	})
+	writeFiles(t, filepath.Dir(dir), map[string]string{"outside": key("x")})
 	tests := []struct {
-		name     string
-		want     string
-		notFound bool
-		invalid  bool
+		name    string
+		want    string
+		wantErr error // nil: any non-nil error that is neither sentinel
+		fails   bool
 	}{
-		{name: "webhook-dev-client", want: "s3cret"},
-		{name: "crlf", want: "v"},
-		{name: "raw", want: "no newline"},
-		{name: "two-newlines", want: "x\n"},
-		{name: "missing", notFound: true},
-		{name: "../outside", invalid: true},
-		{name: "a/b", invalid: true},
-		{name: "", invalid: true},
+		{name: "webhook-dev-client", want: key("s3cret")},
+		{name: "crlf", want: key("v")},
+		{name: "raw", want: key("no newline")},
+		{name: "two-newlines", want: key("x")},
+		{name: "both-ends", want: key("y")},
+		{name: "inner-space", want: key("a b")},
+		{name: "exactly-min", want: strings.Repeat("m", MinLength)},
+		{name: "short", wantErr: ErrTooShort, fails: true},
+		{name: "short-once-trimmed", wantErr: ErrTooShort, fails: true},
+		{name: "empty", wantErr: ErrTooShort, fails: true},
+		{name: "missing", wantErr: ErrNotFound, fails: true},
+		{name: "../outside", fails: true},
+		{name: "a/b", fails: true},
+		{name: "", fails: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Dir(dir).Get(context.Background(), tt.name)
 			switch {
-			case tt.notFound:
-				if !errors.Is(err, ErrNotFound) {
-					t.Fatalf("err = %v, want ErrNotFound", err)
-				}
-			case tt.invalid:
-				if err == nil || errors.Is(err, ErrNotFound) {
-					t.Fatalf("err = %v, want an invalid-name error", err)
-				}
-			default:
+			case !tt.fails:
 				if err != nil || string(got) != tt.want {
 					t.Fatalf("Get = %q, %v; want %q", got, err, tt.want)
+				}
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) || got != nil {
+					t.Fatalf("Get = %q, %v; want %v", got, err, tt.wantErr)
+				}
+			default:
+				if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooShort) {
+					t.Fatalf("err = %v, want an invalid-name error", err)
 				}
 			}
 		})
 	}
 }
 
-// countingSource counts lookups, to show what the cache saves.
-type countingSource struct {
-	calls int
-	src   Source
-}
-
-func (c *countingSource) Get(ctx context.Context, name string) ([]byte, error) {
-	c.calls++
-	return c.src.Get(ctx, name)
-}
-
-func TestCached(t *testing.T) {
+// TestValueTrimsAsDir: Secret Manager's payloads go through the same trimming and check as
+// a file's content.
+func TestValueTrimsAsDir(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "k")
-	if err := os.WriteFile(path, []byte("v1"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src := &countingSource{src: Dir(dir)}
-	c := NewCached(src, time.Minute)
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
-	ctx := context.Background()
-
-	for range 3 {
-		if v, err := c.Get(ctx, "k"); err != nil || string(v) != "v1" {
-			t.Fatalf("Get = %q, %v", v, err)
+	for _, raw := range []string{key("p"), key("p") + "\n", "\r\n " + key("p") + "\t", "short\n", strings.Repeat("\n", 64)} {
+		writeFiles(t, dir, map[string]string{"s": raw})
+		fromDir, dirErr := Dir(dir).Get(context.Background(), "s")
+		fromSM, smErr := value("s", []byte(raw))
+		if string(fromDir) != string(fromSM) || errors.Is(dirErr, ErrTooShort) != errors.Is(smErr, ErrTooShort) {
+			t.Errorf("%q: Dir %q, %v; Secret Manager %q, %v", raw, fromDir, dirErr, fromSM, smErr)
 		}
-		if _, err := c.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("err = %v, want ErrNotFound", err)
-		}
-	}
-	if src.calls != 2 {
-		t.Fatalf("calls = %d, want 2 (one per name)", src.calls)
-	}
-	if _, err := c.Get(ctx, "bad/name"); err == nil {
-		t.Fatal("invalid name accepted")
-	}
-	if _, err := c.Get(ctx, "bad/name"); err == nil || src.calls != 4 {
-		t.Fatalf("errors other than not-found must not be cached: calls = %d", src.calls)
-	}
-
-	if err := os.WriteFile(path, []byte("v2"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(2 * time.Minute)
-	if v, err := c.Get(ctx, "k"); err != nil || string(v) != "v2" {
-		t.Fatalf("after ttl Get = %q, %v; want v2", v, err)
 	}
 }
 
