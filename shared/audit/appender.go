@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -33,6 +35,55 @@ type indexDoc struct {
 	EventID string `firestore:"event_id"`
 	Seq     int64  `firestore:"seq"`
 	Hash    string `firestore:"hash"`
+	// Content is the entry's ContentHash, so that telling a redelivery from a reused id costs
+	// no read of the entry. Empty in documents written before it was recorded; the entry is
+	// read then.
+	Content string `firestore:"content"`
+}
+
+// ErrConflict marks an event whose event_id is already in its stream with other content:
+// a reused id, by mistake or to hide an event behind another's id. It wraps ErrInvalid, as
+// no retry can append it; the error is a *ConflictError.
+var ErrConflict = fmt.Errorf("%w: event id reused with other content", ErrInvalid)
+
+// ConflictError describes a refused event whose id the stream already holds.
+type ConflictError struct {
+	Stream  string
+	EventID string
+	Seq     int64  // the entry that carries the id
+	Stored  string // ContentHash of that entry ("" if it could not be read)
+	Got     string // ContentHash of the refused event
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%v: event %s is seq %d of stream %s with content %s, not %s",
+		ErrConflict, e.EventID, e.Seq, e.Stream, orUnknown(e.Stored), e.Got)
+}
+
+// Unwrap makes errors.Is find ErrConflict and ErrInvalid.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown (entry unreadable)"
+	}
+	return s
+}
+
+// ContentHash is hex(sha256(Canonical(e))) with Seq, PrevHash and Hash cleared: what an
+// event says, apart from where the chain put it. Two deliveries of one event have the same.
+func ContentHash(e Entry) (string, error) {
+	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	c, err := Canonical(e)
+	if err != nil {
+		return "", err
+	}
+	return contentHash(c), nil
+}
+
+func contentHash(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
 }
 
 // Option configures an Appender.
@@ -85,9 +136,10 @@ type queue struct {
 }
 
 type request struct {
-	entry Entry
-	size  int
-	done  chan outcome // buffered: the committer never blocks on a caller that left
+	entry   Entry
+	content string // ContentHash(entry)
+	size    int
+	done    chan outcome // buffered: the committer never blocks on a caller that left
 }
 
 type outcome struct {
@@ -106,8 +158,10 @@ func NewAppender(client *firestore.Client, opts ...Option) *Appender {
 
 // Append adds the audit event carried by env to its stream and returns its seq once the
 // transaction that carries it has committed. It is idempotent on event_id: an event already
-// in the stream returns the existing seq with Duplicate set and writes nothing. Errors
-// wrapping ErrInvalid are permanent; any other error may succeed on retry. If ctx ends
+// in the stream with the same content (ContentHash) returns the existing seq with Duplicate
+// set and writes nothing; one whose id is there with other content is refused with a
+// *ConflictError (ErrConflict) and writes nothing either. Errors wrapping ErrInvalid are
+// permanent; any other error may succeed on retry. If ctx ends
 // first, Append returns ctx's error while the event may still be committed; a retry then
 // finds it as a duplicate.
 func (a *Appender) Append(ctx context.Context, env events.Envelope) (Receipt, error) {
@@ -134,7 +188,7 @@ func (a *Appender) AppendEntry(ctx context.Context, stream string, e Entry) (Rec
 	if err != nil {
 		return Receipt{}, err
 	}
-	req := &request{entry: e, size: 2*len(c) + 512, done: make(chan outcome, 1)}
+	req := &request{entry: e, content: contentHash(c), size: 2*len(c) + 512, done: make(chan outcome, 1)}
 	if req.size > maxBatchBytes {
 		return Receipt{}, fmt.Errorf("%w: event %s: %d bytes is too large", ErrInvalid, e.EventID, req.size)
 	}
@@ -206,13 +260,14 @@ func (a *Appender) commitBatch(stream string, batch []*request) {
 		if err != nil {
 			r.done <- outcome{err: err}
 		} else {
-			r.done <- outcome{r: outs[i]}
+			r.done <- outs[i]
 		}
 	}
 }
 
-// commit runs the transaction for one batch and returns a receipt per request.
-func (a *Appender) commit(ctx context.Context, stream string, batch []*request) ([]Receipt, error) {
+// commit runs the transaction for one batch and returns an outcome per request: a receipt,
+// or a *ConflictError for an event whose id the stream holds with other content.
+func (a *Appender) commit(ctx context.Context, stream string, batch []*request) ([]outcome, error) {
 	streamRef := a.client.Collection(store.AuditStreams).Doc(stream)
 	entries := streamRef.Collection(store.AuditEntries)
 	index := streamRef.Collection(store.AuditEventIndex)
@@ -231,7 +286,10 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 		}
 	}
 
-	var receipts []Receipt // per distinct id; rebuilt on every attempt
+	// Per distinct id, rebuilt on every attempt: its receipt, and the content the stream
+	// holds under it.
+	var receipts []Receipt
+	var contents []string
 	err := a.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snaps, err := tx.GetAll(refs)
 		if err != nil {
@@ -245,6 +303,9 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 		}
 		start := h.Seq
 		receipts = make([]Receipt, len(ids))
+		contents = make([]string, len(ids))
+		known := make([]bool, len(ids))
+		var legacy []int // positions whose index document predates content hashes
 		for pos, id := range ids {
 			if s := snaps[1+pos]; s.Exists() {
 				var d indexDoc
@@ -252,9 +313,21 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 					return fmt.Errorf("decode index of %s: %w", id, err)
 				}
 				receipts[pos] = Receipt{Stream: stream, Seq: d.Seq, Hash: d.Hash, Duplicate: true}
+				contents[pos], known[pos] = d.Content, true
+				if d.Content == "" {
+					legacy = append(legacy, pos)
+				}
+			}
+		}
+		if err := storedContents(tx, entries, legacy, receipts, contents); err != nil {
+			return err
+		}
+		for pos, id := range ids {
+			if known[pos] {
 				continue
 			}
-			e := batch[firstReq[pos]].entry
+			r := batch[firstReq[pos]]
+			e := r.entry
 			e.Seq = h.Seq + 1
 			e.PrevHash = h.Hash
 			if e.Hash, err = ChainHash(h.Hash, e); err != nil {
@@ -263,11 +336,12 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 			if err := tx.Create(entries.Doc(seqID(e.Seq)), e); err != nil {
 				return fmt.Errorf("create entry %d: %w", e.Seq, err)
 			}
-			if err := tx.Create(index.Doc(indexID(id)), indexDoc{EventID: id, Seq: e.Seq, Hash: e.Hash}); err != nil {
+			if err := tx.Create(index.Doc(indexID(id)), indexDoc{EventID: id, Seq: e.Seq, Hash: e.Hash, Content: r.content}); err != nil {
 				return fmt.Errorf("create index of %s: %w", id, err)
 			}
 			h = head{Seq: e.Seq, Hash: e.Hash}
 			receipts[pos] = Receipt{Stream: stream, Seq: e.Seq, Hash: e.Hash}
+			contents[pos] = r.content
 		}
 		if h.Seq == start {
 			return nil // every event was a duplicate: nothing to write
@@ -278,14 +352,48 @@ func (a *Appender) commit(ctx context.Context, stream string, batch []*request) 
 		return nil, fmt.Errorf("transaction on stream %s: %w", stream, err)
 	}
 
-	out := make([]Receipt, len(batch))
+	out := make([]outcome, len(batch))
 	seen := map[string]bool{}
 	for i, r := range batch {
-		out[i] = receipts[first[r.entry.EventID]]
+		pos := first[r.entry.EventID]
+		if r.content != contents[pos] {
+			out[i].err = &ConflictError{Stream: stream, EventID: r.entry.EventID, Seq: receipts[pos].Seq,
+				Stored: contents[pos], Got: r.content}
+			continue
+		}
+		out[i].r = receipts[pos]
 		if seen[r.entry.EventID] {
-			out[i].Duplicate = true // a second delivery of the same event in this batch
+			out[i].r.Duplicate = true // a second delivery of the same event in this batch
 		}
 		seen[r.entry.EventID] = true
 	}
 	return out, nil
+}
+
+// storedContents fills contents[pos] for the index documents at positions legacy, which
+// have no content hash, from the entries they point at: one read for all of them, before
+// the transaction writes anything. An entry that is missing or unreadable leaves "", which
+// no event matches.
+func storedContents(tx *firestore.Transaction, entries *firestore.CollectionRef, legacy []int, receipts []Receipt, contents []string) error {
+	if len(legacy) == 0 {
+		return nil
+	}
+	refs := make([]*firestore.DocumentRef, len(legacy))
+	for i, pos := range legacy {
+		refs[i] = entries.Doc(seqID(receipts[pos].Seq))
+	}
+	snaps, err := tx.GetAll(refs)
+	if err != nil {
+		return fmt.Errorf("read entries of older index documents: %w", err)
+	}
+	for i, s := range snaps {
+		var e Entry
+		if !s.Exists() || s.DataTo(&e) != nil {
+			continue
+		}
+		if c, err := ContentHash(e); err == nil {
+			contents[legacy[i]] = c
+		}
+	}
+	return nil
 }

@@ -327,6 +327,233 @@ func TestVerifyFindsTampering(t *testing.T) {
 	}
 }
 
+// An event id the stream already holds is a redelivery only with the same content;
+// with any other content the event is refused as a conflict and nothing is written.
+func TestAppendRefusesReusedID(t *testing.T) {
+	env := emulators.ForTest(t)
+	client := env.Firestore(t)
+	app := NewAppender(client)
+	ctx := context.Background()
+	otherData := func(t *testing.T, e *events.Envelope) {
+		var m map[string]any
+		if err := json.Unmarshal(e.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["result"] = "denied"
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Data = b
+	}
+	tests := []struct {
+		name string
+		// legacy removes the content hash from the first delivery's index document, as
+		// documents written before it was recorded lack it.
+		legacy   bool
+		mutate   func(*testing.T, *events.Envelope)
+		conflict bool
+	}{
+		{"same content", false, func(*testing.T, *events.Envelope) {}, false},
+		{"other data", false, otherData, true},
+		{"other time", false, func(_ *testing.T, e *events.Envelope) { e.Time = "2030-01-01T00:00:00Z" }, true},
+		{"envelope fields outside the entry", false, func(_ *testing.T, e *events.Envelope) { e.CorrelationID = "other" }, false},
+		{"older index document, same content", true, func(*testing.T, *events.Envelope) {}, false},
+		{"older index document, other data", true, otherData, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := fmt.Sprintf("reuse-%d", i)
+			for j := range 3 {
+				if _, err := app.Append(ctx, auditEvent(t, stream, j)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			orig := auditEvent(t, stream, 3)
+			first, err := app.Append(ctx, orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.legacy {
+				ref := client.Collection(store.AuditStreams).Doc(stream).Collection(store.AuditEventIndex).Doc(indexID(orig.EventID))
+				update(t, ref, "content", firestore.Delete)
+			}
+			before := entriesOf(t, client, stream)
+			again := orig
+			tt.mutate(t, &again)
+
+			r, err := app.Append(ctx, again)
+			if !tt.conflict {
+				if err != nil || !r.Duplicate || r.Seq != first.Seq || r.Hash != first.Hash {
+					t.Fatalf("append = %+v, %v; want a duplicate of %+v", r, err, first)
+				}
+			} else {
+				var ce *ConflictError
+				if !errors.As(err, &ce) || !errors.Is(err, ErrConflict) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("append = %+v, %v; want a *ConflictError wrapping ErrConflict and ErrInvalid", r, err)
+				}
+				_, oe, _ := FromEnvelope(orig)
+				_, ae, _ := FromEnvelope(again)
+				want := &ConflictError{Stream: stream, EventID: orig.EventID, Seq: first.Seq,
+					Stored: mustContent(t, oe), Got: mustContent(t, ae)}
+				if *ce != *want || ce.Stored == ce.Got {
+					t.Errorf("conflict = %+v, want %+v", ce, want)
+				}
+			}
+			after := entriesOf(t, client, stream)
+			if len(after) != len(before) || after[len(after)-1].Hash != before[len(before)-1].Hash ||
+				after[first.Seq-1].Result != before[first.Seq-1].Result {
+				t.Errorf("entries changed: %d -> %d", len(before), len(after))
+			}
+			rep, err := Verify(ctx, client, stream)
+			if err != nil || !rep.OK || rep.Entries != 4 {
+				t.Errorf("verify = %+v, %v; want ok with 4 entries", rep, err)
+			}
+		})
+	}
+}
+
+// Two deliveries with one id and different content racing each other, in one batch or in
+// two: exactly one is appended, the other is refused.
+func TestAppendConflictInOneBatch(t *testing.T) {
+	env := emulators.ForTest(t)
+	client := env.Firestore(t)
+	app := NewAppender(client)
+	ctx := context.Background()
+	for round := range 5 {
+		stream := fmt.Sprintf("race-%d", round)
+		a := auditEvent(t, stream, 1)
+		b := a
+		b.Time = "2030-01-01T00:00:00Z"
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i, e := range []events.Envelope{a, b, a, b} {
+			wg.Go(func() { _, errs[i] = app.Append(ctx, e) })
+		}
+		wg.Wait()
+		var ok, conflicts int
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrConflict):
+				conflicts++
+			default:
+				t.Fatalf("append: %v", err)
+			}
+		}
+		if ok != 2 || conflicts != 2 {
+			t.Errorf("round %d: %d appended or duplicate, %d conflicts; want 2 and 2", round, ok, conflicts)
+		}
+		if n := len(entriesOf(t, client, stream)); n != 1 {
+			t.Errorf("round %d: %d entries, want 1", round, n)
+		}
+	}
+}
+
+func mustContent(t *testing.T, e Entry) string {
+	t.Helper()
+	c, err := ContentHash(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Each case damages the event-id index of a 10-entry stream directly in Firestore and
+// expects Verify to name the first seq where index and entries disagree, the chain itself
+// verifying.
+func TestVerifyFindsIndexTampering(t *testing.T) {
+	env := emulators.ForTest(t)
+	client := env.Firestore(t)
+	app := NewAppender(client)
+	ctx := context.Background()
+	p := func(n int64) *int64 { return &n }
+	// doc returns the index document of the entry at seq.
+	doc := func(t *testing.T, s *firestore.DocumentRef, seq int64) *firestore.DocumentRef {
+		t.Helper()
+		snap, err := s.Collection(store.AuditEntries).Doc(seqID(seq)).Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := snap.DataAt("event_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Collection(store.AuditEventIndex).Doc(indexID(id.(string)))
+	}
+	create := func(t *testing.T, s *firestore.DocumentRef, d indexDoc) {
+		t.Helper()
+		if _, err := s.Collection(store.AuditEventIndex).Doc(indexID(d.EventID)).Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		name    string
+		tamper  func(t *testing.T, stream *firestore.DocumentRef)
+		wantBad *int64
+	}{
+		{"untouched", func(*testing.T, *firestore.DocumentRef) {}, nil},
+		{"content hash removed, as in older documents", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 3), "content", firestore.Delete)
+		}, nil},
+		{"index document deleted", func(t *testing.T, s *firestore.DocumentRef) {
+			if _, err := doc(t, s, 4).Delete(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, p(4)},
+		{"hash altered", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 6), "hash", GenesisHash)
+		}, p(6)},
+		{"content altered", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 5), "content", GenesisHash)
+		}, p(5)},
+		{"event id altered", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 2), "event_id", "someone-else")
+		}, p(2)},
+		{"seq moved to another entry", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 7), "seq", int64(9))
+		}, p(7)},
+		{"seq of the wrong type", func(t *testing.T, s *firestore.DocumentRef) {
+			update(t, doc(t, s, 8), "seq", "eight")
+		}, p(8)},
+		{"forged document for an entry", func(t *testing.T, s *firestore.DocumentRef) {
+			create(t, s, indexDoc{EventID: "forged", Seq: 3, Hash: GenesisHash})
+		}, p(3)},
+		{"forged document past the last entry", func(t *testing.T, s *firestore.DocumentRef) {
+			create(t, s, indexDoc{EventID: "forged", Seq: 11, Hash: GenesisHash})
+		}, p(11)},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := fmt.Sprintf("index-tamper-%d", i)
+			for j := range 10 {
+				if _, err := app.Append(ctx, auditEvent(t, stream, j)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tt.tamper(t, client.Collection(store.AuditStreams).Doc(stream))
+			rep, err := Verify(ctx, client, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.FirstBadSeq != nil || rep.Entries != 10 {
+				t.Errorf("chain: first_bad_seq %d, entries %d; want nil and 10", deref(rep.FirstBadSeq), rep.Entries)
+			}
+			if tt.wantBad == nil {
+				if !rep.OK || rep.IndexBadSeq != nil {
+					t.Fatalf("report %+v, want ok", rep)
+				}
+				return
+			}
+			if rep.OK || rep.IndexBadSeq == nil || *rep.IndexBadSeq != *tt.wantBad || rep.IndexProblem == "" {
+				t.Fatalf("report ok=%v index_bad_seq=%d (%s), want %d", rep.OK, deref(rep.IndexBadSeq), rep.IndexProblem, *tt.wantBad)
+			}
+		})
+	}
+}
+
 func update(t *testing.T, ref *firestore.DocumentRef, path string, v any) {
 	t.Helper()
 	if _, err := ref.Update(context.Background(), []firestore.Update{{Path: path, Value: v}}); err != nil {

@@ -11,7 +11,7 @@
 //
 //	audit_streams/{stream}                      head: {seq, hash}, the last entry
 //	audit_streams/{stream}/entries/{seq:%020d}  one entry; created once, never changed
-//	audit_streams/{stream}/event_ids/{sha256(event_id)}  {event_id, seq, hash}: dedupe index
+//	audit_streams/{stream}/event_ids/{sha256(event_id)}  {event_id, seq, hash, content}: dedupe index
 //
 // No code path in this package updates or deletes an entry or an index document: both are
 // written with Create only, and the head is the one document that is ever overwritten.

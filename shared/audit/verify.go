@@ -27,6 +27,13 @@ type Report struct {
 	// FirstBadSeq is the first seq whose link is broken: an altered entry, a missing one
 	// (gap), or the head disagreeing with the last entry. nil when OK.
 	FirstBadSeq *int64 `json:"first_bad_seq"`
+	// IndexBadSeq is the first seq at which the event-id index disagrees with the entries
+	// that verified: an entry without its index document, a document naming another event
+	// id, hash or content, or a document for a seq that has no entry (which would make a
+	// genuine event with that id be taken for a redelivery). nil when the index matches.
+	IndexBadSeq *int64 `json:"index_bad_seq"`
+	// IndexProblem says what is wrong at IndexBadSeq.
+	IndexProblem string `json:"index_problem,omitempty"`
 }
 
 // Verify walks stream in seq order inside one read-only transaction (a consistent snapshot,
@@ -54,8 +61,10 @@ func Verify(ctx context.Context, client *firestore.Client, stream string) (Repor
 const verifyConfirmations = 3
 
 func sameBreak(a, b Report) bool {
-	return !b.OK && a.FirstBadSeq != nil && b.FirstBadSeq != nil && *a.FirstBadSeq == *b.FirstBadSeq
+	return !b.OK && sameSeq(a.FirstBadSeq, b.FirstBadSeq) && sameSeq(a.IndexBadSeq, b.IndexBadSeq)
 }
+
+func sameSeq(a, b *int64) bool { return (a == nil && b == nil) || (a != nil && b != nil && *a == *b) }
 
 // verifyOnce is one walk of the stream.
 func verifyOnce(ctx context.Context, client *firestore.Client, stream string) (Report, error) {
@@ -78,6 +87,8 @@ func verifyOnce(ctx context.Context, client *firestore.Client, stream string) (R
 		}
 		it := tx.Documents(streamRef.Collection(store.AuditEntries).OrderBy(firestore.DocumentID, firestore.Asc))
 		defer it.Stop()
+		ix := indexChecker{it: tx.Documents(streamRef.Collection(store.AuditEventIndex).OrderBy("seq", firestore.Asc))}
+		defer ix.it.Stop()
 		seen := 0
 		for c.bad == nil {
 			doc, err := it.Next()
@@ -94,11 +105,26 @@ func verifyOnce(ctx context.Context, client *firestore.Client, stream string) (R
 				break
 			}
 			c.add(doc.Ref.ID, e)
+			if c.bad == nil {
+				if err := ix.entry(e); err != nil {
+					return err
+				}
+			}
 		}
 		if h == nil && seen == 0 {
 			return ErrUnknownStream
 		}
 		rep = c.finish(h)
+		if rep.OK {
+			// Index documents left over point past the last entry. Past a break in the
+			// chain they are not judged: the entries they would match did not verify.
+			if err := ix.finish(int64(rep.Entries)); err != nil {
+				return err
+			}
+		}
+		if ix.bad != nil {
+			rep.OK, rep.IndexBadSeq, rep.IndexProblem = false, ix.bad, ix.why
+		}
 		return nil
 	}, firestore.ReadOnly)
 	if err != nil {
@@ -169,4 +195,93 @@ func (c *checker) finish(h *head) Report {
 	}
 	rep.OK = true
 	return rep
+}
+
+// indexChecker walks the event-id index in seq order beside the entries, which must match
+// it one to one: entry n has the document indexID(event_id) with seq n, its event id, hash
+// and content hash, and no document names a seq without an entry.
+type indexChecker struct {
+	it   *firestore.DocumentIterator
+	next *firestore.DocumentSnapshot // read ahead; nil before the first read and at the end
+	read bool                        // next holds the document to compare, or the end
+	bad  *int64
+	why  string
+}
+
+// peek returns the next index document without consuming it, nil at the end.
+func (x *indexChecker) peek() (*firestore.DocumentSnapshot, error) {
+	if !x.read {
+		doc, err := x.it.Next()
+		switch {
+		case errors.Is(err, iterator.Done):
+			doc = nil
+		case err != nil:
+			return nil, fmt.Errorf("read event-id index: %w", err)
+		}
+		x.next, x.read = doc, true
+	}
+	return x.next, nil
+}
+
+func (x *indexChecker) fail(seq int64, why string) {
+	if x.bad == nil {
+		s := max(seq, 1)
+		x.bad, x.why = &s, why
+	}
+}
+
+// entry compares the next index document with e, an entry whose link verified.
+func (x *indexChecker) entry(e Entry) error {
+	if x.bad != nil {
+		return nil
+	}
+	doc, err := x.peek()
+	if err != nil {
+		return err
+	}
+	var d indexDoc
+	switch {
+	case doc == nil:
+		x.fail(e.Seq, "entry has no index document")
+		return nil
+	case doc.DataTo(&d) != nil:
+		x.fail(e.Seq, "index document "+doc.Ref.ID+" is not an index document")
+		return nil
+	case d.Seq > e.Seq:
+		x.fail(e.Seq, "entry has no index document")
+		return nil
+	case d.Seq < e.Seq:
+		x.fail(d.Seq, "index document "+doc.Ref.ID+" names a seq another document names")
+		return nil
+	}
+	x.read = false
+	content, err := ContentHash(e)
+	switch {
+	case doc.Ref.ID != indexID(e.EventID) || d.EventID != e.EventID:
+		x.fail(e.Seq, "index document "+doc.Ref.ID+" names another event id")
+	case d.Hash != e.Hash:
+		x.fail(e.Seq, "index document "+doc.Ref.ID+" records another hash")
+	case d.Content != "" && (err != nil || d.Content != content):
+		// Empty in documents written before content hashes were recorded.
+		x.fail(e.Seq, "index document "+doc.Ref.ID+" records other content")
+	}
+	return nil
+}
+
+// finish reports an index document left after the last entry, seq last.
+func (x *indexChecker) finish(last int64) error {
+	if x.bad != nil {
+		return nil
+	}
+	doc, err := x.peek()
+	if err != nil || doc == nil {
+		return err
+	}
+	var d indexDoc
+	if doc.DataTo(&d) != nil {
+		x.fail(last+1, "index document "+doc.Ref.ID+" is not an index document")
+		return nil
+	}
+	x.fail(d.Seq, "index document "+doc.Ref.ID+" names a seq without an entry")
+	return nil
 }
