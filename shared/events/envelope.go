@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -104,6 +105,59 @@ func shardKey(field, value string, n int) string {
 	return field + "#" + strconv.Itoa(int(h.Sum32()%uint32(n)))
 }
 
+// MaxIDLen is the most bytes an id may hold: event_id, correlation_id, causation_id,
+// agent_id, engagement_id, and the payload fields that become ordering keys (approval_id,
+// stream, service). They travel as Pub/Sub ordering keys and attribute values, which Pub/Sub
+// refuses past 1,024 bytes, and stream names Firestore documents; 256 leaves room for a
+// shard suffix and is far beyond any id the platform makes (32 hex digits).
+const MaxIDLen = 256
+
+// ErrIDTooLong is wrapped by every IDError.
+var ErrIDTooLong = errors.New("id too long")
+
+// IDError names an id longer than MaxIDLen: the event is refused before it is published,
+// rather than by Pub/Sub after the events before it were sent.
+type IDError struct {
+	Field string // as the envelope names it: "correlation_id", "data.stream"
+	Len   int
+}
+
+func (e *IDError) Error() string {
+	return fmt.Sprintf("events: %s is %d bytes, more than %d", e.Field, e.Len, MaxIDLen)
+}
+
+func (e *IDError) Unwrap() error { return ErrIDTooLong }
+
+// CheckID returns an *IDError when v is longer than MaxIDLen; field names it.
+func CheckID(field, v string) error {
+	if len(v) > MaxIDLen {
+		return &IDError{Field: field, Len: len(v)}
+	}
+	return nil
+}
+
+// CheckIDs checks e's id fields and, on topic, the payload field that becomes its ordering
+// key.
+func CheckIDs(topic string, e Envelope) error {
+	for _, f := range [...]struct{ name, v string }{
+		{"event_id", e.EventID}, {"correlation_id", e.CorrelationID}, {"causation_id", e.CausationID},
+		{"agent_id", e.AgentID}, {"engagement_id", e.EngagementID},
+	} {
+		if err := CheckID(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	field := OrderingKeys[topic]
+	if len(field) <= len("data.") || len(e.Data) <= MaxIDLen {
+		return nil // the envelope's fields are checked; a payload this short holds no long id
+	}
+	v, err := orderingValue(topic, field, e)
+	if err != nil {
+		return nil // not an object: the schema's check names the fault
+	}
+	return CheckID(field, v)
+}
+
 // OrderingKey returns the ordering key of e on topic.
 func OrderingKey(topic string, e Envelope) (string, error) {
 	field, ok := OrderingKeys[topic]
@@ -111,6 +165,9 @@ func OrderingKey(topic string, e Envelope) (string, error) {
 		return "", fmt.Errorf("events: unknown topic %q", topic)
 	}
 	v, err := orderingValue(topic, field, e)
+	if err == nil {
+		err = CheckID(field, v)
+	}
 	if n := OrderingShards[topic]; err == nil && n > 0 && v != "" {
 		return shardKey(field, v, n), nil
 	}

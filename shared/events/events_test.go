@@ -132,3 +132,50 @@ func TestOrderingShards(t *testing.T) {
 		t.Errorf("no correlation id: key %q, %v; want unordered", k, err)
 	}
 }
+
+// TestIDsLongerThanMaxIDLen: every id that becomes an ordering key or attribute is refused
+// past MaxIDLen with an *IDError naming it, by Encode (so before anything is published)
+// and by OrderingKey; at MaxIDLen it passes.
+func TestIDsLongerThanMaxIDLen(t *testing.T) {
+	long, limit := strings.Repeat("x", MaxIDLen+1), strings.Repeat("x", MaxIDLen)
+	withData := func(data map[string]any) func(*Envelope, string) {
+		return func(e *Envelope, v string) {
+			e.Data, _ = json.Marshal(data)
+			e.Data = json.RawMessage(strings.Replace(string(e.Data), "ID", v, 1))
+		}
+	}
+	tests := []struct {
+		field string
+		topic string
+		set   func(e *Envelope, v string)
+	}{
+		{"event_id", TopicHealthEvents, func(e *Envelope, v string) { e.EventID = v }},
+		{"correlation_id", TopicPolicyAttestations, func(e *Envelope, v string) { e.CorrelationID = v }},
+		{"causation_id", TopicHealthEvents, func(e *Envelope, v string) { e.CausationID = v }},
+		{"agent_id", TopicHealthEvents, func(e *Envelope, v string) { e.AgentID = v }},
+		{"engagement_id", TopicHealthEvents, func(e *Envelope, v string) { e.EngagementID = v }},
+		{"data.stream", TopicAuditEvents, withData(map[string]any{
+			"stream": "ID", "event_type": "t", "actor_id": "a", "actor_type": "client", "action": "x", "target": "y",
+			"context": map[string]string{}, "approval_chain": []string{}, "result": "ok"})},
+		{"data.approval_id", TopicApprovals, withData(map[string]any{"approval_id": "ID"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			e := health(t)
+			tt.set(&e, long)
+			_, err := Encode(tt.topic, e)
+			var idErr *IDError
+			if !errors.Is(err, ErrIDTooLong) || !errors.As(err, &idErr) || idErr.Field != tt.field || idErr.Len != MaxIDLen+1 {
+				t.Fatalf("Encode: %v; want an IDError for %s", err, tt.field)
+			}
+			if _, err := OrderingKey(tt.topic, e); OrderingKeys[tt.topic] == tt.field && !errors.Is(err, ErrIDTooLong) {
+				t.Fatalf("OrderingKey: %v; want ErrIDTooLong", err)
+			}
+			e = health(t)
+			tt.set(&e, limit)
+			if err := CheckIDs(tt.topic, e); err != nil {
+				t.Fatalf("at the limit: %v", err)
+			}
+		})
+	}
+}

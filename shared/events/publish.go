@@ -28,8 +28,12 @@ type BatchPublisher interface {
 	PublishAll(ctx context.Context, topic string, es []Envelope) error
 }
 
-// Encode validates e against topic's schema and returns the bytes to publish.
+// Encode validates e against topic's schema and its ids' lengths (CheckIDs) and returns the
+// bytes to publish.
 func Encode(topic string, e Envelope) ([]byte, error) {
+	if err := CheckIDs(topic, e); err != nil {
+		return nil, fmt.Errorf("events: %s event %.64s: %w", topic, e.EventID, err)
+	}
 	if len(e.Data) > 0 && !json.Valid(e.Data) {
 		// encoding/json names the fault, as it did when it wrote the whole envelope
 		_, err := json.Marshal(e)
