@@ -48,11 +48,14 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_count               = each.value.max_instances
     min_instance_count               = 0
     service_account_email            = google_service_account.function[each.value.service_account].email
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
+    # Private functions answer only requests from inside the project: the workflow's calls and
+    # Pub/Sub's pushes are such requests (docs/deploy.md); the public one answers anyone.
+    ingress_settings               = contains(keys(local.public_functions), each.key) ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
 
     # Cloud Functions does not set the project variable on current runtimes.
-    environment_variables = merge({ GOOGLE_CLOUD_PROJECT = var.project_id }, try(each.value.env, {}))
+    # The functions that open the audit log are told its database.
+    environment_variables = merge({ GOOGLE_CLOUD_PROJECT = var.project_id }, try(local.audit_log_env[each.key], {}), try(each.value.env, {}))
 
     dynamic "secret_environment_variables" {
       for_each = try(each.value.secrets, [])
@@ -74,9 +77,13 @@ resource "google_cloudfunctions2_function" "function" {
     }
   }
 
+  # A mounted secret must be readable by the function's identity when it deploys.
   depends_on = [
     google_project_service.api,
     google_project_iam_member.function,
+    google_project_iam_member.audit_log,
+    google_pubsub_topic_iam_member.publisher,
+    google_secret_manager_secret_iam_member.accessor,
   ]
 }
 

@@ -19,7 +19,17 @@ type iamSpec struct {
 		Name           string `yaml:"name"`
 		Public         bool   `yaml:"public"`
 		ServiceAccount string `yaml:"service_account"`
+		Secrets        []struct {
+			Secret string `yaml:"secret"`
+		} `yaml:"secrets"`
+		ReadsSecrets []string `yaml:"reads_secrets"`
+		Publishes    []string `yaml:"publishes"`
 	} `yaml:"functions"`
+	AuditLog struct {
+		Database string   `yaml:"database"`
+		Writer   string   `yaml:"writer"`
+		Readers  []string `yaml:"readers"`
+	} `yaml:"audit_log"`
 	Subscriptions []struct {
 		Name         string `yaml:"name"`
 		Topic        string `yaml:"topic"`
@@ -39,11 +49,14 @@ type iamSpec struct {
 var callbackSenders = []string{"gateway", "registry"}
 
 // roleGrants says, for every role the module grants, whether it lets its holder invoke a
-// function (run.routes.invoke) or start and resume workflow executions
-// (workflows.executions.create, workflows.callbacks.send). A role missing here fails the
-// checks until it is added with what it grants.
-var roleGrants = map[string]struct{ invokesFunctions, invokesWorkflows bool }{
-	"roles/datastore.user":                 {},
+// function (run.routes.invoke), start and resume workflow executions
+// (workflows.executions.create, workflows.callbacks.send) or write Firestore documents
+// (datastore.entities.create/update/delete). A role missing here fails the checks until it
+// is added with what it grants.
+var roleGrants = map[string]struct{ invokesFunctions, invokesWorkflows, writesFirestore bool }{
+	"roles/datastore.user":                 {writesFirestore: true},
+	"roles/datastore.owner":                {writesFirestore: true},
+	"roles/datastore.viewer":               {},
 	"roles/logging.logWriter":              {},
 	"roles/pubsub.publisher":               {},
 	"roles/pubsub.subscriber":              {},
@@ -55,8 +68,36 @@ var roleGrants = map[string]struct{ invokesFunctions, invokesWorkflows bool }{
 	"roles/workflows.invoker":              {invokesWorkflows: true},
 	"roles/workflows.editor":               {invokesWorkflows: true},
 	"roles/workflows.admin":                {invokesWorkflows: true},
-	"roles/editor":                         {invokesFunctions: true, invokesWorkflows: true},
-	"roles/owner":                          {invokesFunctions: true, invokesWorkflows: true},
+	"roles/editor":                         {invokesFunctions: true, invokesWorkflows: true, writesFirestore: true},
+	"roles/owner":                          {invokesFunctions: true, invokesWorkflows: true, writesFirestore: true},
+}
+
+// projectRoles are the roles a function's or workflow's identity may hold on the project,
+// each because no narrower grant exists for what it allows. Anything else (a publisher, a
+// secret accessor, an invoker) is granted on the resource it is needed on.
+var projectRoles = map[string]string{
+	"roles/workflows.invoker": "Workflows has no per-workflow IAM",
+	"roles/logging.logWriter": "log writing is granted on the project only",
+	// Firestore's roles exist on the project only and are narrowed by a condition on one
+	// database (firestoreProblems).
+	"roles/datastore.user":   "Firestore, conditioned on one database",
+	"roles/datastore.viewer": "Firestore, conditioned on one database",
+}
+
+// codePublishes is what each function's code publishes, read from the code: the gateway's
+// webhooks (webhook.go: health_events, slo_breach, approvals, each with an audit event), its
+// engagement changes (audit_events) and its policy attestations (eventsink); the pdp's
+// attestations; genesis's approvals and decisions; every stage function's audit events
+// (agentreq.Recorder); the auditor's alert on an event id reused with other content. The spec's `publishes` must say exactly this, so widening a
+// function's publisher rights is a change of this table, reviewed as such.
+var codePublishes = map[string][]string{
+	"gateway":   {"approvals", "audit_events", "health_events", "policy_attestations", "slo_breach"},
+	"auditor":   {"slo_breach"},
+	"pdp":       {"policy_attestations"},
+	"genesis":   {"approvals", "audit_events", "decisions"},
+	"architect": {"audit_events"},
+	"guardian":  {"audit_events"},
+	"registry":  {"audit_events"},
 }
 
 // publicFunctions are the functions anyone may call: the gateway, the front door, which
@@ -310,6 +351,259 @@ func (m *iamModel) pushProblems() []string {
 	return problems
 }
 
+// specAccounts is every service account the spec names: functions' and workflows'.
+func (m *iamModel) specAccounts() map[string]bool {
+	out := map[string]bool{}
+	for _, f := range m.spec.Functions {
+		out[f.ServiceAccount] = true
+	}
+	for _, w := range m.spec.Workflows {
+		out[w.ServiceAccount] = true
+	}
+	return out
+}
+
+// projectRoleProblems: a function's or workflow's identity holds on the project only the
+// roles of projectRoles.
+func (m *iamModel) projectRoleProblems() []string {
+	var problems []string
+	accounts := m.specAccounts()
+	for _, g := range m.grants {
+		if g.Resource != "project" || !accounts[m.accountOf(g.Member)] {
+			continue
+		}
+		if _, ok := projectRoles[g.Role]; !ok {
+			problems = append(problems, fmt.Sprintf("%s holds %s on the project: grant it on the resources it needs", m.accountOf(g.Member), g.Role))
+		}
+	}
+	return problems
+}
+
+// sortedSet is the sorted distinct values of in.
+func sortedSet(in []string) []string {
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// byAccount maps each function's service account to the union of what get reads from its
+// functions.
+func (m *iamModel) byAccount(get func(i int) []string) map[string][]string {
+	out := map[string][]string{}
+	for i, f := range m.spec.Functions {
+		out[f.ServiceAccount] = sortedSet(append(out[f.ServiceAccount], get(i)...))
+	}
+	return out
+}
+
+// resourceGrants maps each spec account to the resources of kind ("topic", "secret") it holds
+// role on, and reports that role held on the project by anyone of the spec.
+func (m *iamModel) resourceGrants(kind, role string) (map[string][]string, []string) {
+	var problems []string
+	accounts := m.specAccounts()
+	got := map[string][]string{}
+	for _, g := range m.grants {
+		sa := m.accountOf(g.Member)
+		if g.Role != role || !accounts[sa] {
+			continue
+		}
+		if g.Resource == "project" {
+			problems = append(problems, fmt.Sprintf("%s holds %s on the project", sa, role))
+			continue
+		}
+		if name, ok := strings.CutPrefix(g.Resource, kind+":"); ok {
+			got[sa] = sortedSet(append(got[sa], name))
+		}
+	}
+	return got, problems
+}
+
+// publisherProblems: each identity publishes on exactly the topics its functions publish on,
+// the spec says what the code publishes, and nobody publishes project-wide.
+func (m *iamModel) publisherProblems() []string {
+	got, problems := m.resourceGrants("topic", "roles/pubsub.publisher")
+	want := m.byAccount(func(i int) []string { return m.spec.Functions[i].Publishes })
+	for sa, topics := range want {
+		if !slices.Equal(got[sa], topics) {
+			problems = append(problems, fmt.Sprintf("%s may publish on %v, its functions publish on %v", sa, got[sa], topics))
+		}
+	}
+	for sa, topics := range got {
+		if _, ok := want[sa]; !ok {
+			problems = append(problems, fmt.Sprintf("%s, no function's identity, may publish on %v", sa, topics))
+		}
+	}
+	for _, f := range m.spec.Functions {
+		code, ok := codePublishes[f.Name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("function %s: what its code publishes is not in codePublishes", f.Name))
+			continue
+		}
+		if spec := sortedSet(f.Publishes); !slices.Equal(spec, sortedSet(code)) {
+			problems = append(problems, fmt.Sprintf("function %s: the spec publishes on %v, the code on %v", f.Name, spec, code))
+		}
+	}
+	return problems
+}
+
+// secretProblems: each identity may access exactly the secrets its functions mount or read by
+// name, and nobody accesses secrets project-wide.
+func (m *iamModel) secretProblems() []string {
+	got, problems := m.resourceGrants("secret", "roles/secretmanager.secretAccessor")
+	want := m.byAccount(func(i int) []string {
+		f := m.spec.Functions[i]
+		out := append([]string(nil), f.ReadsSecrets...)
+		for _, s := range f.Secrets {
+			out = append(out, s.Secret)
+		}
+		return out
+	})
+	for sa, secrets := range want {
+		if !slices.Equal(got[sa], secrets) {
+			problems = append(problems, fmt.Sprintf("%s may access secrets %v, its functions read %v", sa, got[sa], secrets))
+		}
+	}
+	for sa, secrets := range got {
+		if _, ok := want[sa]; !ok {
+			problems = append(problems, fmt.Sprintf("%s, no function's identity, may access secrets %v", sa, secrets))
+		}
+	}
+	return problems
+}
+
+// auditLogWriter is the one function that appends to the audit log (functions/auditor).
+const auditLogWriter = "auditor"
+
+// databaseCondition is the database a condition limits a Firestore grant to: ok is false
+// for anything but `resource.name == "projects/<project>/databases/<db>"` ("" for none).
+func (m *iamModel) databaseCondition(cond string) (string, bool) {
+	prefix := `resource.name == "projects/` + m.plan.Project + `/databases/`
+	rest, ok := strings.CutPrefix(cond, prefix)
+	if !ok {
+		return "", false
+	}
+	db, ok := strings.CutSuffix(rest, `"`)
+	return db, ok && db != "" && !strings.ContainsAny(db, `"/ `)
+}
+
+// firestoreProblems: every Firestore grant holds on one database by condition; only the
+// audit log's writer may write its database, never a public function's identity; its readers
+// may read it; each of them is told its name.
+func (m *iamModel) firestoreProblems() []string {
+	var problems []string
+	fnAccount := map[string]string{}
+	public := map[string]bool{}
+	for _, f := range m.spec.Functions {
+		fnAccount[f.Name] = f.ServiceAccount
+		if f.Public {
+			public[f.ServiceAccount] = true
+		}
+	}
+	al := m.spec.AuditLog
+	if al.Database == "" {
+		return []string{"the spec has no audit_log.database"}
+	}
+	if al.Writer != auditLogWriter {
+		problems = append(problems, fmt.Sprintf("audit_log.writer is %s, want %s: the function that appends the log", al.Writer, auditLogWriter))
+	}
+	writer := fnAccount[al.Writer]
+	writes, reads := map[string]bool{}, map[string]bool{}
+	for _, g := range m.grants {
+		rg := roleGrants[g.Role]
+		firestoreRole := strings.HasPrefix(g.Role, "roles/datastore.")
+		if g.Resource != "project" || (!firestoreRole && !rg.writesFirestore) {
+			continue
+		}
+		who := m.accountOf(g.Member)
+		if who == "" {
+			who = g.Member
+		}
+		db, ok := m.databaseCondition(g.Condition)
+		if firestoreRole && !ok {
+			problems = append(problems, fmt.Sprintf("%s holds %s on every database (condition %q)", who, g.Role, g.Condition))
+		}
+		if ok && db != al.Database {
+			continue
+		}
+		if rg.writesFirestore {
+			writes[who] = true
+		} else {
+			reads[who] = true
+		}
+	}
+	for who := range writes {
+		switch {
+		case public[who]:
+			problems = append(problems, fmt.Sprintf("%s, a public function's identity, may write the audit log's database", who))
+		case who != writer:
+			problems = append(problems, fmt.Sprintf("%s may write the audit log's database; only %s (%s) may", who, writer, al.Writer))
+		}
+	}
+	if !writes[writer] {
+		problems = append(problems, fmt.Sprintf("%s (%s) may not write the audit log's database", writer, al.Writer))
+	}
+	for _, r := range al.Readers {
+		if !reads[fnAccount[r]] && !writes[fnAccount[r]] {
+			problems = append(problems, fmt.Sprintf("%s (%s) may not read the audit log's database", fnAccount[r], r))
+		}
+	}
+	fns := m.plan.Instances["google_cloudfunctions2_function.function"]
+	for _, fn := range append([]string{al.Writer}, al.Readers...) {
+		if got := functionEnv(fns[fn])["WAOOAW_AUDIT_DATABASE"]; got != al.Database {
+			problems = append(problems, fmt.Sprintf("function %s: WAOOAW_AUDIT_DATABASE %q, want %q", fn, got, al.Database))
+		}
+	}
+	return problems
+}
+
+// ingressProblems: the public function answers anyone, every other one requests from inside
+// the project only.
+func (m *iamModel) ingressProblems() []string {
+	var problems []string
+	fns := m.plan.Instances["google_cloudfunctions2_function.function"]
+	for _, f := range m.spec.Functions {
+		want := "ALLOW_INTERNAL_ONLY"
+		if f.Public {
+			want = "ALLOW_ALL"
+		}
+		if got := attrString(serviceConfig(fns[f.Name]), "ingress_settings"); got != want {
+			problems = append(problems, fmt.Sprintf("function %s: ingress_settings %q, want %s", f.Name, got, want))
+		}
+	}
+	return problems
+}
+
+// serviceConfig is a planned function's service_config block.
+func serviceConfig(fn cty.Value) cty.Value {
+	if !fn.IsKnown() || fn.IsNull() || !fn.Type().IsObjectType() || !fn.Type().HasAttribute("service_config") {
+		return cty.NullVal(cty.DynamicPseudoType)
+	}
+	sc := fn.GetAttr("service_config")
+	if !sc.Type().IsTupleType() || sc.LengthInt() != 1 {
+		return cty.NullVal(cty.DynamicPseudoType)
+	}
+	return sc.Index(cty.NumberIntVal(0))
+}
+
+// functionEnv is a planned function's environment variables.
+func functionEnv(fn cty.Value) map[string]string {
+	out := map[string]string{}
+	sc := serviceConfig(fn)
+	if sc.IsNull() || !sc.Type().HasAttribute("environment_variables") {
+		return out
+	}
+	e := sc.GetAttr("environment_variables")
+	if !e.IsWhollyKnown() || e.IsNull() || !e.CanIterateElements() {
+		return out
+	}
+	for k, v := range e.AsValueMap() {
+		if v.Type() == cty.String {
+			out[k] = v.AsString()
+		}
+	}
+	return out
+}
+
 // serviceURI is a planned function's URL.
 func serviceURI(fn cty.Value) string {
 	if !fn.IsKnown() || fn.IsNull() || !fn.Type().IsObjectType() || !fn.Type().HasAttribute("service_config") {
@@ -342,6 +636,11 @@ func TestIAM(t *testing.T) {
 		{"private functions are private", m.publicProblems},
 		{"workflow settings", m.workflowProblems},
 		{"push subscriptions", m.pushProblems},
+		{"project roles only where nothing narrower exists", m.projectRoleProblems},
+		{"publishers per topic", m.publisherProblems},
+		{"secret access per secret", m.secretProblems},
+		{"firestore per database, the audit log written by its writer alone", m.firestoreProblems},
+		{"private functions internal only", m.ingressProblems},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -391,11 +690,11 @@ func TestIAMChecksBite(t *testing.T) {
 			replace(spec, "roles: [roles/logging.logWriter]", "roles: [roles/logging.logWriter, roles/iam.serviceAccountUser]"), nil,
 			(*iamModel).workflowInvokerProblems, "does not know"},
 		{"pdp may start executions",
-			replace(spec, "- name: fn-pdp\n    # publishes the attestation of every decision on policy_attestations\n    roles: [roles/pubsub.publisher]",
-				"- name: fn-pdp\n    roles: [roles/pubsub.publisher, roles/workflows.invoker]"), nil,
+			replace(spec, "- name: fn-pdp\n    roles: []", "- name: fn-pdp\n    roles: [roles/workflows.invoker]"), nil,
 			(*iamModel).workflowsInvokerProblems, "fn-pdp"},
 		{"registry may not send callbacks",
-			replace(spec, "roles: [roles/datastore.user, roles/pubsub.publisher, roles/workflows.invoker]\n", "roles: [roles/datastore.user, roles/pubsub.publisher]\n"), nil,
+			replace(spec, "- name: fn-registry\n    # workflows.invoker: it delivers the first healthy event to the deploy's callback. Only the\n    # gateway and the registry hold it: nothing else may start or resume an execution.\n    roles: [roles/datastore.user, roles/workflows.invoker]\n",
+				"- name: fn-registry\n    roles: [roles/datastore.user]\n"), nil,
 			(*iamModel).workflowsInvokerProblems, "want exactly [fn-gateway fn-registry]"},
 		{"private function made public",
 			replace(spec, "entry_point: PDP\n", "entry_point: PDP\n    public: true\n"), nil,
@@ -418,6 +717,39 @@ func TestIAMChecksBite(t *testing.T) {
 		{"push without a token", "",
 			withTF("pubsub.tf", "service_account_email = google_service_account.push.email", `service_account_email = "someone@example.test"`),
 			(*iamModel).pushProblems, `subscription registry-health_events: OIDC token of "someone@example.test"`},
+		{"gateway publishes project-wide again",
+			replace(spec, "roles: [roles/datastore.user, roles/workflows.invoker]\n  # The auditor", "roles: [roles/pubsub.publisher, roles/datastore.user, roles/workflows.invoker]\n  # The auditor"), nil,
+			(*iamModel).projectRoleProblems, "fn-gateway holds roles/pubsub.publisher on the project"},
+		{"gateway publishes project-wide again, as publishers see it",
+			replace(spec, "roles: [roles/datastore.user, roles/workflows.invoker]\n  # The auditor", "roles: [roles/pubsub.publisher, roles/datastore.user, roles/workflows.invoker]\n  # The auditor"), nil,
+			(*iamModel).publisherProblems, "fn-gateway holds roles/pubsub.publisher on the project"},
+		{"gateway reads every secret project-wide",
+			replace(spec, "roles: [roles/datastore.user, roles/workflows.invoker]\n  # The auditor", "roles: [roles/secretmanager.secretAccessor, roles/datastore.user, roles/workflows.invoker]\n  # The auditor"), nil,
+			(*iamModel).projectRoleProblems, "fn-gateway holds roles/secretmanager.secretAccessor on the project"},
+		{"pdp publishes on audit_events in the spec",
+			replace(spec, "publishes: [policy_attestations]", "publishes: [policy_attestations, audit_events]"), nil,
+			(*iamModel).publisherProblems, "function pdp: the spec publishes on [audit_events policy_attestations], the code on [policy_attestations]"},
+		{"every identity publishes on every topic", "",
+			withTF("locals.tf", "[for t in try(f.publishes, []) : { account = f.service_account, topic = t }]", "[for t in keys(local.topics) : { account = f.service_account, topic = t }]"),
+			(*iamModel).publisherProblems, "fn-pdp may publish on [approvals audit_events budget_alerts"},
+		{"every identity reads every secret", "",
+			withTF("locals.tf", "for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, [])))", "for s in keys(local.secrets)"),
+			(*iamModel).secretProblems, "fn-auditor may access secrets [jwks webhook-dev-client], its functions read []"},
+		{"firestore roles on every database", "",
+			withTF("iam.tf", "for_each = contains(local.firestore_roles, each.value.role) ? [google_firestore_database.default.name] : []", "for_each = []"),
+			(*iamModel).firestoreProblems, "fn-gateway, a public function's identity, may write the audit log's database"},
+		{"readers may write the audit log", "",
+			withTF("locals.tf", `role = "roles/datastore.viewer"`, `role = "roles/datastore.user"`),
+			(*iamModel).firestoreProblems, "fn-guardian may write the audit log's database; only fn-auditor (auditor) may"},
+		{"the writer moved to the guardian",
+			replace(spec, "writer: auditor\n  readers: [gateway, guardian]", "writer: guardian\n  readers: [gateway, auditor]"), nil,
+			(*iamModel).firestoreProblems, "audit_log.writer is guardian, want auditor"},
+		{"audit log database not told", "",
+			withTF("functions.tf", "try(local.audit_log_env[each.key], {}), ", ""),
+			(*iamModel).firestoreProblems, `function auditor: WAOOAW_AUDIT_DATABASE "", want "audit"`},
+		{"private functions open to the internet", "",
+			withTF("functions.tf", `contains(keys(local.public_functions), each.key) ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"`, `"ALLOW_ALL"`),
+			(*iamModel).ingressProblems, `function genesis: ingress_settings "ALLOW_ALL", want ALLOW_INTERNAL_ONLY`},
 		{"workflow runs as the default identity", "",
 			withTF("workflows.tf", "service_account = google_service_account.function[each.value.service_account].email", "service_account = null"),
 			(*iamModel).workflowProblems, `runs as ""`},

@@ -50,6 +50,37 @@ locals {
     ]) : "${pair.account} ${pair.role}" => pair
   }
 
+  # (account, topic) for every topic a function publishes on: its identity is a publisher of
+  # that topic alone, never of the project.
+  topic_publishers = {
+    for pair in flatten([
+      for f in local.spec.functions : [for t in try(f.publishes, []) : { account = f.service_account, topic = t }]
+    ]) : "${pair.account} ${pair.topic}" => pair
+  }
+
+  # (account, secret) for every secret a function mounts or reads by name: accessor on that
+  # secret alone.
+  secret_accessors = {
+    for pair in flatten([
+      for f in local.spec.functions : [
+        for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, []))) : { account = f.service_account, secret = s }
+      ]
+    ]) : "${pair.account} ${pair.secret}" => pair
+  }
+
+  # The audit log's own database: the writer's identity may write it, the readers' may read
+  # it, both by a grant conditioned on that database; the functions are told its name.
+  audit_log = local.spec.audit_log
+  audit_log_access = merge(
+    { for fn in local.audit_log.readers : fn => { account = local.functions[fn].service_account, role = "roles/datastore.viewer" } },
+    { (local.audit_log.writer) = { account = local.functions[local.audit_log.writer].service_account, role = "roles/datastore.user" } },
+  )
+  audit_log_env = { for fn, a in local.audit_log_access : fn => { WAOOAW_AUDIT_DATABASE = local.audit_log.database } }
+
+  # Firestore roles are granted on the project; one in a service account's `roles` holds on
+  # the (default) database only, by condition, so it never reaches the audit log's.
+  firestore_roles = ["roles/datastore.user", "roles/datastore.viewer", "roles/datastore.owner"]
+
   secrets   = { for s in local.spec.secrets : s.name => s }
   workflows = { for w in local.spec.workflows : w.name => w }
   # (workflow, function) for every function a workflow is given the URL of: its identity may

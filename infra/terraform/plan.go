@@ -232,6 +232,10 @@ func withStandIns(typ string, v cty.Value) cty.Value {
 		} else {
 			attrs["email"], attrs["name"] = cty.UnknownVal(cty.String), cty.UnknownVal(cty.String)
 		}
+	case "google_secret_manager_secret":
+		if id, ok := str("secret_id"); ok {
+			attrs["id"] = cty.StringVal("projects/" + standInProject + "/secrets/" + id)
+		}
 	case "google_cloudfunctions2_function":
 		if name, ok := str("name"); ok {
 			sc := map[string]cty.Value{}
@@ -323,6 +327,7 @@ func (m *Module) functions(replace map[string][]byte) map[string]function.Functi
 			},
 		}),
 		"coalesce":   stdlib.CoalesceFunc,
+		"concat":     stdlib.ConcatFunc,
 		"contains":   stdlib.ContainsFunc,
 		"distinct":   stdlib.DistinctFunc,
 		"flatten":    stdlib.FlattenFunc,
@@ -383,11 +388,14 @@ func toCty(v any) (cty.Value, error) {
 	}
 }
 
-// Grant is one IAM binding the plan makes: member holds role on resource.
+// Grant is one IAM binding the plan makes: member holds role on resource, where the
+// condition holds when there is one.
 type Grant struct {
-	Resource string // "project", "function:<name>", "topic:<name>", ...
+	Resource string // "project", "function:<name>", "topic:<name>", "secret:<id>", ...
 	Role     string
 	Member   string
+	// Condition is the binding's CEL expression, "" for an unconditional binding.
+	Condition string
 }
 
 // grantResources maps an IAM member resource type to how its target is named.
@@ -398,6 +406,11 @@ var grantResources = map[string]func(v cty.Value) string{
 	"google_pubsub_topic_iam_member":        func(v cty.Value) string { return "topic:" + attrString(v, "topic") },
 	"google_pubsub_subscription_iam_member": func(v cty.Value) string { return "subscription:" + attrString(v, "subscription") },
 	"google_service_account_iam_member":     func(v cty.Value) string { return "service_account:" + attrString(v, "service_account_id") },
+	// secret_id is the secret's id, projects/<p>/secrets/<secret>.
+	"google_secret_manager_secret_iam_member": func(v cty.Value) string {
+		id := attrString(v, "secret_id")
+		return "secret:" + id[strings.LastIndex(id, "/")+1:]
+	},
 }
 
 // Grants lists every IAM binding of the plan; an instance whose role, member or target is not
@@ -415,6 +428,11 @@ func (p *Plan) Grants() ([]Grant, error) {
 			if g.Role == "" || g.Member == "" || strings.HasSuffix(g.Resource, ":") {
 				return nil, fmt.Errorf("tfcheck: %s[%q]: role, member or target not known without a provider", addr, k)
 			}
+			cond, ok := condition(v)
+			if !ok {
+				return nil, fmt.Errorf("tfcheck: %s[%q]: condition not known without a provider", addr, k)
+			}
+			g.Condition = cond
 			out = append(out, g)
 		}
 	}
@@ -422,6 +440,27 @@ func (p *Plan) Grants() ([]Grant, error) {
 		return fmt.Sprint(out[i]) < fmt.Sprint(out[j])
 	})
 	return out, nil
+}
+
+// condition is the expression of an IAM member's condition block ("" without one); ok is
+// false when the block is there but its expression is not known.
+func condition(v cty.Value) (string, bool) {
+	if !v.Type().IsObjectType() || !v.Type().HasAttribute("condition") {
+		return "", true
+	}
+	c := v.GetAttr("condition")
+	if !c.IsKnown() || c.IsNull() || !c.Type().IsTupleType() {
+		return "", false
+	}
+	switch c.LengthInt() {
+	case 0:
+		return "", true
+	case 1:
+		e := attrString(c.Index(cty.NumberIntVal(0)), "expression")
+		return e, e != ""
+	default:
+		return "", false
+	}
 }
 
 // attrString is v's attribute name when it is a known string, "" otherwise.

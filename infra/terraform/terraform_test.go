@@ -44,6 +44,9 @@ type spec struct {
 	Budget struct {
 		MonthlyCapUSD float64 `yaml:"monthly_cap_usd"`
 	} `yaml:"budget"`
+	AuditLog struct {
+		Database string `yaml:"database"`
+	} `yaml:"audit_log"`
 }
 
 // names lists every resource name the spec gives, derived names (dead-letter topics, hold
@@ -67,6 +70,9 @@ func (s spec) names() []string {
 	}
 	for _, w := range s.Workflows {
 		out = append(out, w.Name)
+	}
+	if s.AuditLog.Database != "" {
+		out = append(out, s.AuditLog.Database)
 	}
 	return out
 }
@@ -205,6 +211,7 @@ var allowedTypes = map[string][]string{
 		"google_pubsub_topic",
 		"google_pubsub_topic_iam_member",
 		"google_secret_manager_secret",
+		"google_secret_manager_secret_iam_member",
 		"google_service_account",
 		"google_service_account_iam_member",
 		"google_storage_bucket",

@@ -31,6 +31,7 @@ type Spec struct {
 	Secrets         []Secret         `yaml:"secrets"`
 	Workflows       []Workflow       `yaml:"workflows"`
 	Budget          Budget           `yaml:"budget"`
+	AuditLog        AuditLog         `yaml:"audit_log"`
 }
 
 // Topic is a Pub/Sub topic with its Avro schema file.
@@ -79,6 +80,11 @@ type Function struct {
 	Concurrency    int               `yaml:"concurrency"` // requests per instance (2nd gen)
 	Env            map[string]string `yaml:"env"`
 	Secrets        []SecretEnv       `yaml:"secrets"`
+	// ReadsSecrets are the secrets the function reads by name at run time (not mounted).
+	ReadsSecrets []string `yaml:"reads_secrets"`
+	// Publishes are the topics the function publishes on; its identity may publish on these
+	// and no other.
+	Publishes []string `yaml:"publishes"`
 }
 
 // Trigger says how a function is invoked.
@@ -98,6 +104,15 @@ type SecretEnv struct {
 type ServiceAccount struct {
 	Name  string   `yaml:"name"`
 	Roles []string `yaml:"roles"`
+}
+
+// AuditLog says where the audit log lives and who may touch it.
+type AuditLog struct {
+	// Database is the Firestore database holding it, apart from (default).
+	Database string `yaml:"database"`
+	// Writer is the one function whose identity may write it; Readers may only read it.
+	Writer  string   `yaml:"writer"`
+	Readers []string `yaml:"readers"`
 }
 
 // Secret is a Secret Manager secret.
@@ -174,6 +189,18 @@ func (s *Spec) check() error {
 			return fmt.Errorf("infraspec: function %s: unknown trigger %q", f.Name, f.Trigger.Type)
 		}
 	}
+	secrets := map[string]bool{}
+	for _, sec := range s.Secrets {
+		secrets[sec.Name] = true
+	}
+	for _, f := range s.Functions {
+		if err := f.checkAccess(topics, secrets); err != nil {
+			return err
+		}
+	}
+	if err := s.AuditLog.check(fns); err != nil {
+		return err
+	}
 	accounts := map[string]bool{}
 	for _, sa := range s.ServiceAccounts {
 		accounts[sa.Name] = true
@@ -185,6 +212,54 @@ func (s *Spec) check() error {
 	}
 	if s.DeadLetter.MaxDeliveryAttempts < 5 || s.DeadLetter.MaxDeliveryAttempts > 100 {
 		return fmt.Errorf("infraspec: dead_letter.max_delivery_attempts %d outside Pub/Sub's 5..100", s.DeadLetter.MaxDeliveryAttempts)
+	}
+	return nil
+}
+
+// checkAccess refuses a grant on a topic or secret the spec does not declare: Terraform would
+// fail on it, the local stack would not notice.
+func (f Function) checkAccess(topics, secrets map[string]bool) error {
+	for _, t := range f.Publishes {
+		if !topics[t] {
+			return fmt.Errorf("infraspec: function %s publishes on unknown topic %s", f.Name, t)
+		}
+	}
+	for _, sec := range f.ReadsSecrets {
+		if !secrets[sec] {
+			return fmt.Errorf("infraspec: function %s reads unknown secret %s", f.Name, sec)
+		}
+	}
+	for _, sec := range f.Secrets {
+		if !secrets[sec.Secret] {
+			return fmt.Errorf("infraspec: function %s mounts unknown secret %s", f.Name, sec.Secret)
+		}
+	}
+	return nil
+}
+
+// check refuses an audit log the public function could write, or whose writer and readers
+// are not functions of the spec. An absent audit_log (a partial spec in a test) is no error.
+func (a AuditLog) check(fns map[string]Function) error {
+	if a.Database == "" && a.Writer == "" && len(a.Readers) == 0 {
+		return nil
+	}
+	if a.Database == "" || a.Database == "(default)" {
+		return fmt.Errorf("infraspec: audit_log.database %q: the log needs a database of its own", a.Database)
+	}
+	w, ok := fns[a.Writer]
+	if !ok {
+		return fmt.Errorf("infraspec: audit_log.writer: unknown function %q", a.Writer)
+	}
+	if w.Public {
+		return fmt.Errorf("infraspec: audit_log.writer %s is public: no public function may write the log", a.Writer)
+	}
+	for _, r := range a.Readers {
+		if _, ok := fns[r]; !ok {
+			return fmt.Errorf("infraspec: audit_log.readers: unknown function %q", r)
+		}
+		if r == a.Writer {
+			return fmt.Errorf("infraspec: audit_log.readers: %s is the writer", r)
+		}
 	}
 	return nil
 }

@@ -57,6 +57,22 @@ func wfURLs(urls string) string {
 	return wf + "workflows: [{name: w, source: w.yaml, service_account: wf, call_log_level: LOG_ERRORS_ONLY, function_urls: {" + urls + "}}]\n"
 }
 
+func TestParseAcceptsAccess(t *testing.T) {
+	doc := wf + "secrets: [{name: k}]\naudit_log: {database: audit, writer: sub, readers: [web]}\n"
+	doc = strings.Replace(doc, "{name: web, trigger: {type: http}}", "{name: web, trigger: {type: http}, publishes: [a], reads_secrets: [k]}", 1)
+	s, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, _ := s.Function("web")
+	if len(web.Publishes) != 1 || web.Publishes[0] != "a" || len(web.ReadsSecrets) != 1 || web.ReadsSecrets[0] != "k" {
+		t.Errorf("web = %+v", web)
+	}
+	if a := s.AuditLog; a.Database != "audit" || a.Writer != "sub" || len(a.Readers) != 1 || a.Readers[0] != "web" {
+		t.Errorf("audit_log = %+v", a)
+	}
+}
+
 func TestParseAcceptsWorkflow(t *testing.T) {
 	s, err := Parse([]byte(wfURLs("WEB_URL: web")))
 	if err != nil {
@@ -130,6 +146,15 @@ func TestParseRefuses(t *testing.T) {
 		{"env WORKFLOWS_", wfURLs("WORKFLOWS_URL: web"), "not allowed"},
 		{"env with dash", wfURLs("A-URL: web"), "not allowed"},
 		{"env empty", wfURLs(`"": web`), "not allowed"},
+		{"publishes on an unknown topic", base + "functions: [{name: f, trigger: {type: http}, publishes: [b]}]\n", "publishes on unknown topic b"},
+		{"reads an unknown secret", base + "functions: [{name: f, trigger: {type: http}, reads_secrets: [s]}]\n", "reads unknown secret s"},
+		{"mounts an unknown secret", base + "functions: [{name: f, trigger: {type: http}, secrets: [{name: S, secret: s}]}]\n", "mounts unknown secret s"},
+		{"audit log in (default)", wf + "audit_log: {database: (default), writer: sub}\n", "a database of its own"},
+		{"audit log without a database", wf + "audit_log: {writer: sub}\n", "a database of its own"},
+		{"audit log writer unknown", wf + "audit_log: {database: audit, writer: nobody}\n", "unknown function"},
+		{"audit log writer public", "dead_letter: {max_delivery_attempts: 5}\nfunctions: [{name: gw, public: true, trigger: {type: http}}]\naudit_log: {database: audit, writer: gw}\n", "no public function may write"},
+		{"audit log reader unknown", wf + "audit_log: {database: audit, writer: sub, readers: [nobody]}\n", "unknown function"},
+		{"audit log writer also a reader", wf + "audit_log: {database: audit, writer: sub, readers: [sub]}\n", "is the writer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
