@@ -3,7 +3,10 @@ package gateway
 import (
 	"regexp"
 
+	"cloud.google.com/go/firestore"
+
 	"waooaw.dev/governance/shared/config"
+	"waooaw.dev/governance/shared/store"
 )
 
 // Environment variables the gateway reads (FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST
@@ -24,6 +27,9 @@ const (
 	// EnvAgentCreationWorkflow names the workflow in full; default
 	// projects/$GOOGLE_CLOUD_PROJECT/locations/$WAOOAW_REGION/workflows/agent_creation.
 	EnvAgentCreationWorkflow = "WAOOAW_AGENT_CREATION_WORKFLOW"
+	// EnvAuditDatabase is the Firestore database holding the audit log, which the gateway
+	// only reads (verification, entries); default (default).
+	EnvAuditDatabase = store.EnvAuditDatabase
 )
 
 // AgentCreationWorkflowID is the workflow's id (workflows/agent_creation.yaml).
@@ -45,6 +51,9 @@ type Config struct {
 	// AgentCreationWorkflow is projects/P/locations/L/workflows/W; "" when neither it nor
 	// the region is configured (agent requests then answer 503, everything else works).
 	AgentCreationWorkflow string
+	// AuditDatabase is the audit log's Firestore database (firestore.DefaultDatabaseID when
+	// it shares the gateway's own).
+	AuditDatabase string
 }
 
 // ConfigFrom reads the configuration, naming every missing or malformed variable at once.
@@ -55,6 +64,8 @@ func ConfigFrom(env *config.Env) (Config, error) {
 		Audience:   env.Required(EnvAudience),
 		SecretsDir: env.Optional(EnvSecretsDir, ""),
 		Clients:    env.List(EnvClients),
+
+		AuditDatabase: env.Optional(EnvAuditDatabase, firestore.DefaultDatabaseID),
 	}
 	if u := env.Optional(EnvWorkflowsURL, ""); u != "" {
 		env.URL(EnvWorkflowsURL, u, "http", "https")

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/firestore"
+
 	"waooaw.dev/governance/functions/gateway"
 	"waooaw.dev/governance/infra/local/devauth"
+	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
@@ -52,6 +56,8 @@ func TestConfigFrom(t *testing.T) {
 			return c.AgentCreationWorkflow == "projects/p/locations/asia-south1/workflows/agent_creation" && c.WorkflowsURL == ""
 		}},
 		{"no region, no workflow", full, "", func(c gateway.Config) bool { return c.AgentCreationWorkflow == "" }},
+		{"the audit log shares the default database unless named", full, "", func(c gateway.Config) bool { return c.AuditDatabase == "(default)" }},
+		{"the audit log's own database", with("WAOOAW_AUDIT_DATABASE", "audit"), "", func(c gateway.Config) bool { return c.AuditDatabase == "audit" }},
 		{"the workflow named in full wins", func() map[string]string {
 			m := with("WAOOAW_REGION", "asia-south1")
 			m["WAOOAW_AGENT_CREATION_WORKFLOW"] = "projects/waooaw-local/locations/x/workflows/w"
@@ -112,6 +118,19 @@ func TestGatewayEntryPoint(t *testing.T) {
 	t.Setenv(gateway.EnvAudience, audience)
 	t.Setenv(gateway.EnvJWKSURL, "file://"+jwksFile)
 	t.Setenv(gateway.EnvSecretsDir, h.dir)
+	// The audit log in a database of its own, as deployed: the stream exists only there.
+	t.Setenv(gateway.EnvAuditDatabase, "audit")
+	auditFS, err := firestore.NewClientWithDatabase(context.Background(), h.env.Project, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auditFS.Close()
+	if _, err := audit.NewAppender(auditFS).AppendEntry(context.Background(), "eng-e", audit.Entry{
+		EventID: "ev-entry-point", Time: "2026-11-26T10:00:00Z", EventType: "waooaw.test", ActorID: "system:test",
+		ActorType: "system", Action: "test.append",
+	}); err != nil {
+		t.Fatal(err)
+	}
 	a := send()
 	if a.status != http.StatusAccepted {
 		t.Fatalf("configured: %d %s", a.status, a.raw)
@@ -122,10 +141,14 @@ func TestGatewayEntryPoint(t *testing.T) {
 	}
 	r, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/audit/streams/eng-e/verify", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
-	// No auditor runs in this test, so the stream has no entries yet: the token and role
-	// were accepted (not 401/403) and the store was asked.
-	if v := do(t, r); v.status != http.StatusNotFound || !strings.Contains(v.errMsg, "unknown audit stream") {
+	// The one entry is read from the audit database; (default) holds no such stream.
+	if v := do(t, r); v.status != http.StatusOK || !strings.Contains(string(v.raw), `"entries":1`) {
 		t.Fatalf("verify through the entry point: %d %s", v.status, v.raw)
+	}
+	r, _ = http.NewRequest(http.MethodGet, srv.URL+"/v1/audit/streams/eng-e/entries", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	if v := do(t, r); v.status != http.StatusOK || !strings.Contains(string(v.raw), `"ev-entry-point"`) {
+		t.Fatalf("entries through the entry point: %d %s", v.status, v.raw)
 	}
 	got := h.drain(t)
 	if len(got[events.TopicHealthEvents]) != 1 || got[events.TopicHealthEvents][0].EventID != a.eventID || len(got[events.TopicAuditEvents]) != 1 {

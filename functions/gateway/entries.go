@@ -55,7 +55,7 @@ func (s *Server) serveEntries(w http.ResponseWriter, req *request) error {
 		limit = n
 	}
 	ctx := req.Context()
-	streamRef := s.opt.Firestore.Collection(store.AuditStreams).Doc(stream)
+	streamRef := s.opt.AuditLog.Collection(store.AuditStreams).Doc(stream)
 	// Entry ids are the zero-padded seq, so id order is seq order and needs no index.
 	docs, err := streamRef.Collection(store.AuditEntries).OrderBy(firestore.DocumentID, firestore.Asc).
 		StartAfter(fmt.Sprintf("%020d", after)).Limit(limit).Documents(ctx).GetAll()

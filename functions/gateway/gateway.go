@@ -63,14 +63,24 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: firestore.NewClient: %w", err)
 	}
+	// The audit log's own database, which the gateway's identity may only read; the same
+	// client when the log shares the default database (locally).
+	auditFS, closeFS := fs, fs.Close
+	if cfg.AuditDatabase != firestore.DefaultDatabaseID {
+		if auditFS, err = firestore.NewClientWithDatabase(ctx, cfg.Project, cfg.AuditDatabase); err != nil {
+			fs.Close()
+			return nil, nil, fmt.Errorf("gateway: firestore.NewClientWithDatabase(%s): %w", cfg.AuditDatabase, err)
+		}
+		closeFS = func() error { return errors.Join(fs.Close(), auditFS.Close()) }
+	}
 	ps, err := pubsub.NewClient(ctx, cfg.Project)
 	if err != nil {
-		fs.Close()
+		closeFS()
 		return nil, nil, fmt.Errorf("gateway: pubsub.NewClient: %w", err)
 	}
 	src, closeSecrets, err := secrets.Open(ctx, cfg.SecretsDir, cfg.Project)
 	if err != nil {
-		fs.Close()
+		closeFS()
 		ps.Close()
 		return nil, nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -83,7 +93,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 	}))
 	engine, err := policy.New(policy.WithAttester(attester))
 	if err != nil {
-		fs.Close()
+		closeFS()
 		ps.Close()
 		closeSecrets()
 		// Policies are embedded: one that does not compile fails every retry alike.
@@ -99,6 +109,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 	s, err := New(Options{
 		Publisher: pub,
 		Firestore: fs,
+		AuditLog:  auditFS,
 		// Keys rotate rarely; five minutes bounds both Secret Manager calls and how long a
 		// rotated-out key keeps working.
 		Secrets:    secrets.NewCached(src, 5*time.Minute),
@@ -111,7 +122,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		AgentCreationWorkflow: cfg.AgentCreationWorkflow,
 	})
 	if err != nil {
-		fs.Close()
+		closeFS()
 		ps.Close()
 		closeSecrets()
 		return nil, nil, err
@@ -122,7 +133,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 	stopWatch, err := WatchEngagements(wctx, fs, engine, func(err error) { logger.Error(err.Error()) })
 	cancel()
 	if err != nil {
-		fs.Close()
+		closeFS()
 		ps.Close()
 		closeSecrets()
 		return nil, nil, err
@@ -132,7 +143,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		attErr := attester.Close(ctx)
 		attPub.Close()
 		pub.Close()
-		return errors.Join(attErr, ps.Close(), fs.Close(), closeSecrets())
+		return errors.Join(attErr, ps.Close(), closeFS(), closeSecrets())
 	}
 	return s, closeAll, nil
 }

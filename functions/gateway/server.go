@@ -61,6 +61,10 @@ type Options struct {
 	// DecisionWait bounds how long a decision waits for the workflow to close the approval
 	// (default 10 s).
 	DecisionWait time.Duration
+
+	// AuditLog is the audit log's database, which verification and entries read; default
+	// Firestore (the log shares the default database, as on the local stack).
+	AuditLog *firestore.Client
 }
 
 // Server serves the gateway's routes.
@@ -75,8 +79,11 @@ func New(o Options) (*Server, error) {
 	if o.Publisher == nil || o.Firestore == nil || o.Secrets == nil || o.Tokens == nil || o.Authorizer == nil {
 		return nil, errors.New("gateway: Publisher, Firestore, Secrets, Tokens and Authorizer are required")
 	}
+	if o.AuditLog == nil {
+		o.AuditLog = o.Firestore
+	}
 	if o.VerifyStream == nil {
-		fs := o.Firestore
+		fs := o.AuditLog
 		o.VerifyStream = func(ctx context.Context, stream string) (audit.Report, error) { return audit.Verify(ctx, fs, stream) }
 	}
 	if o.Logger == nil {
