@@ -181,6 +181,8 @@ func TestHandleOutcomes(t *testing.T) {
 type pushServer struct {
 	URL       string
 	FSProject string // the Firestore project the function writes to
+	// Own is the function's own project (FSProject), where it publishes its alerts.
+	Own *emulators.Env
 	// FSDatabase is the audit log's database the function writes to: a named one, as
 	// deployed, so a function that ignored WAOOAW_AUDIT_DATABASE would leave it empty.
 	FSDatabase string
@@ -209,6 +211,8 @@ func startAuditor(t testing.TB) *pushServer {
 		os.Setenv("GOOGLE_CLOUD_PROJECT", fsEnv.Project)
 		os.Setenv("FUNCTION_TARGET", "Auditor")
 		os.Setenv(store.EnvAuditDatabase, testAuditDatabase)
+		// The function publishes its alerts in its own project: give it the topics.
+		fsEnv.Provision(t, nil)
 		port, err := emulators.FreePort()
 		if err != nil {
 			t.Fatal(err)
@@ -231,7 +235,7 @@ func startAuditor(t testing.TB) *pushServer {
 		}
 		target, _ := url.Parse("http://" + addr)
 		proxy := httputil.NewSingleHostReverseProxy(target)
-		ps := &pushServer{FSProject: fsEnv.Project, FSDatabase: testAuditDatabase, attempts: map[string]int{}, handled: map[string]map[string]bool{}, failed: map[string]int{}}
+		ps := &pushServer{FSProject: fsEnv.Project, Own: fsEnv, FSDatabase: testAuditDatabase, attempts: map[string]int{}, handled: map[string]map[string]bool{}, failed: map[string]int{}}
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
@@ -477,6 +481,245 @@ func TestPoisonGoesToDeadLetter(t *testing.T) {
 	after, err := audit.Verify(ctx, fs, stream)
 	if err != nil || !after.OK || after.Entries != before.Entries || after.HeadHash != before.HeadHash {
 		t.Errorf("chain changed: before %+v, after %+v (%v)", before, after, err)
+	}
+}
+
+// withData returns e with one field of its data replaced: the same event id, other content.
+func withData(t testing.TB, e events.Envelope, field string, v any) events.Envelope {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(e.Data, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[field] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Data = b
+	return e
+}
+
+// An event id the stream holds, delivered again: with the same content it is acknowledged
+// quietly; with other content it is refused as poison on every attempt, logged at CRITICAL
+// with both content hashes, and alerted on slo_breach under one alert id.
+func TestHandleReusedID(t *testing.T) {
+	env := emulators.ForTest(t)
+	env.Provision(t, nil)
+	tap := env.Tap(t, events.TopicSLOBreach)
+	client := env.Firestore(t)
+	alerts := events.NewPubSub(env.PubSub(t))
+	t.Cleanup(alerts.Close)
+	var logs syncBuffer
+	h := &Handler{App: audit.NewAppender(client), Alerts: alerts, Log: logging.New(&logs, nil)}
+	ctx := context.Background()
+
+	const stream = "reused"
+	orig := auditEvent(t, stream, 1)
+	forged := withData(t, orig, "result", "denied")
+	encode := func(e events.Envelope) []byte {
+		b, err := events.Encode(events.TopicAuditEvents, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if err := h.Handle(ctx, pushCloudEvent(t, encode(orig))); err != nil {
+		t.Fatal(err)
+	}
+	logs.lines(t)
+	before, err := audit.Verify(ctx, client, stream)
+	if err != nil || !before.OK || before.Entries != 1 {
+		t.Fatalf("before: %+v, %v", before, err)
+	}
+	_, oe, _ := audit.FromEnvelope(orig)
+	_, fe, _ := audit.FromEnvelope(forged)
+	stored, _ := audit.ContentHash(oe)
+	refused, _ := audit.ContentHash(fe)
+	if stored == refused {
+		t.Fatal("the forged event has the genuine one's content")
+	}
+
+	tests := []struct {
+		name       string
+		e          events.Envelope
+		poison     bool
+		severities []string // of the log records, in order
+	}{
+		{"redelivery with the same content", orig, false, []string{"INFO"}},
+		{"same id, other content", forged, true, []string{"CRITICAL", "ERROR"}},
+		{"same id, other content, second attempt", forged, true, []string{"CRITICAL", "ERROR"}},
+		{"same id, other time", func() events.Envelope { e := orig; e.Time = "2030-01-01T00:00:00Z"; return e }(), true, []string{"CRITICAL", "ERROR"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := h.Handle(ctx, pushCloudEvent(t, encode(tt.e)))
+			if tt.poison != errors.Is(err, events.ErrPoison) || (!tt.poison && err != nil) {
+				t.Fatalf("err = %v, want poison %v", err, tt.poison)
+			}
+			if tt.poison && !errors.Is(err, audit.ErrConflict) {
+				t.Errorf("err = %v, want it to wrap audit.ErrConflict", err)
+			}
+			lines := logs.lines(t)
+			var got []string
+			for _, l := range lines {
+				got = append(got, fmt.Sprint(l["severity"]))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.severities) {
+				t.Fatalf("log severities %v, want %v (%v)", got, tt.severities, lines)
+			}
+			if tt.poison {
+				c := lines[0]
+				if c["event_id"] != orig.EventID || c["stream"] != stream || c["stored_content"] != stored ||
+					c["refused_content"] == stored || c["refused_content"] == "" || c["seq"] != 1.0 {
+					t.Errorf("critical record %v, want event %s, stream %s, seq 1, stored content %s and the refused one", c, orig.EventID, stream, stored)
+				}
+				if tt.e.Time == orig.Time && c["refused_content"] != refused {
+					t.Errorf("refused content %v, want %s", c["refused_content"], refused)
+				}
+			}
+			after, err := audit.Verify(ctx, client, stream)
+			if err != nil || !after.OK || after.Entries != 1 || after.HeadHash != before.HeadHash {
+				t.Errorf("chain changed: %+v, %v", after, err)
+			}
+		})
+	}
+
+	// Three refused deliveries, two of them the same forged content: two alert ids.
+	msgs := tap.Drain(t, 2*time.Second)[events.TopicSLOBreach]
+	ids := map[string]int{}
+	for _, m := range msgs {
+		var a struct {
+			EventID     string `json:"event_id"`
+			CausationID string `json:"causation_id"`
+			Data        struct {
+				Service      string  `json:"service"`
+				EngagementID string  `json:"engagement_id"`
+				SLO          string  `json:"slo"`
+				Severity     string  `json:"severity"`
+				Observed     float64 `json:"observed"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			t.Fatal(err)
+		}
+		ids[a.EventID]++
+		if a.Data.Service != AlertService || a.Data.EngagementID != stream || a.Data.SLO != AlertSLO ||
+			a.Data.Severity != "critical" || a.Data.Observed != 1 || a.CausationID != orig.EventID {
+			t.Errorf("alert %s", m.Data)
+		}
+	}
+	if len(msgs) != 3 || len(ids) != 2 {
+		t.Errorf("%d alerts with ids %v; want 3 with 2 distinct ids", len(msgs), ids)
+	}
+}
+
+// A reused event id with other content, through the real emulators: the first event is
+// appended, the second, with the same id, is pushed 5 times, refused each time, and
+// dead-lettered; the chain, the entry and the count are as before, and the alert reached
+// slo_breach.
+func TestReusedIDGoesToDeadLetter(t *testing.T) {
+	ps := startAuditor(t)
+	env := emulators.ForTest(t)
+	env.Provision(t, map[string]string{"auditor": ps.URL})
+	sub, subPath := auditSub(env)
+	tap := ps.Own.Tap(t, events.TopicSLOBreach)
+	client := env.PubSub(t)
+	fs, err := firestore.NewClientWithDatabase(context.Background(), ps.FSProject, ps.FSDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	ctx := context.Background()
+
+	stream := env.Project + "-reused"
+	orig := auditEvent(t, stream, 1)
+	forged := withData(t, orig, "target", "agent-somebody-else")
+	raw := client.Publisher(events.TopicAuditEvents)
+	defer raw.Stop()
+	publish := func(e events.Envelope) (string, []byte) {
+		data, err := events.Encode(events.TopicAuditEvents, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := raw.Publish(ctx, &pubsub.Message{Data: data}).Get(ctx)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		return id, data
+	}
+
+	// The genuine event first, alone, and appended before the forged one is sent: two
+	// failing pushes at once would trip the emulator (see TestPoisonGoesToDeadLetter).
+	publish(orig)
+	waitFor(t, "the genuine event to be appended", time.Minute, func() bool { ok, _ := ps.counts(subPath); return ok == 1 })
+	before, err := audit.Verify(ctx, fs, stream)
+	if err != nil || !before.OK || before.Entries != 1 {
+		t.Fatalf("before: %+v, %v", before, err)
+	}
+	entryRef := fs.Collection(store.AuditStreams).Doc(stream).Collection(store.AuditEntries).Doc(fmt.Sprintf("%020d", 1))
+	snap, err := entryRef.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryBefore := snap.Data()
+
+	id, data := publish(forged)
+	var dead *pubsub.Message
+	var mu sync.Mutex
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err = client.Subscriber(emulators.DeadLetterHold(sub)).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		mu.Lock()
+		defer mu.Unlock()
+		if bytes.Equal(m.Data, data) {
+			dead = m
+			cancel()
+		} else {
+			t.Errorf("unexpected dead letter %q", m.Data)
+		}
+	})
+	if err != nil && rctx.Err() == nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dead == nil {
+		t.Fatal("forged event not dead-lettered")
+	}
+	if n := ps.attemptsOf(id); n != 5 {
+		t.Errorf("pushed %d times before dead-lettering, want 5", n)
+	}
+
+	after, err := audit.Verify(ctx, fs, stream)
+	if err != nil || !after.OK || after.Entries != before.Entries || after.HeadHash != before.HeadHash {
+		t.Errorf("chain changed: before %+v, after %+v (%v)", before, after, err)
+	}
+	snap, err = entryRef.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(snap.Data()) != fmt.Sprint(entryBefore) || snap.Data()["target"] != "agent-1" {
+		t.Errorf("entry changed: %v, was %v", snap.Data(), entryBefore)
+	}
+	// One alert per attempt, all under one id (delivery is at least once, so not exactly 5).
+	n, ids := 0, map[string]bool{}
+	for _, m := range tap.Drain(t, 2*time.Second)[events.TopicSLOBreach] {
+		var a struct {
+			EventID      string `json:"event_id"`
+			EngagementID string `json:"engagement_id"`
+		}
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.EngagementID == stream {
+			n++
+			ids[a.EventID] = true
+		}
+	}
+	if n < 5 || len(ids) != 1 {
+		t.Errorf("%d alerts for the stream on slo_breach under %d ids, want one per attempt (5) under one id", n, len(ids))
 	}
 }
 
