@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,10 +30,19 @@ type Attestation struct {
 // AttestationSink delivers a batch of attestations, for example to Pub/Sub.
 // It returns nil only when the whole batch is durably accepted; on error the
 // Attester sends the same batch again, so a sink must tolerate duplicates
-// (consumers dedupe on decision_id).
+// (consumers dedupe on decision_id). An error wrapping ErrRefused says the
+// destination refuses some attestation of the batch for good.
 type AttestationSink interface {
 	SendAttestations(ctx context.Context, batch []Attestation) error
 }
+
+// ErrRefused is wrapped by a sink's error when its destination refuses an
+// attestation of the batch for good (malformed, too large, an id too long):
+// sending it again cannot succeed. The Attester then splits the batch until
+// the refused attestation is alone and drops it, logged, instead of holding
+// back every decision queued behind it. Any other error is taken as
+// transient and the batch is retried.
+var ErrRefused = errors.New("attestation refused")
 
 // ErrAttesterClosed is returned by Submit after Close.
 var ErrAttesterClosed = errors.New("attester closed")
@@ -52,6 +62,8 @@ type Attester struct {
 	interval time.Duration
 	backoff  time.Duration
 	onError  func(error)
+	onDrop   func(Attestation, error)
+	dropped  atomic.Int64
 
 	mu      sync.Mutex
 	queued  []Attestation
@@ -94,6 +106,12 @@ func WithErrorHandler(f func(error)) AttesterOption {
 	return func(a *Attester) { a.onError = f }
 }
 
+// WithDropHandler receives each attestation the sink refused for good, as it
+// is dropped; the default logs it at error level.
+func WithDropHandler(f func(Attestation, error)) AttesterOption {
+	return func(a *Attester) { a.onDrop = f }
+}
+
 // NewAttester starts the sending goroutine; stop it with Close.
 func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 	a := &Attester{
@@ -104,6 +122,9 @@ func NewAttester(sink AttestationSink, opts ...AttesterOption) *Attester {
 		backoff:  100 * time.Millisecond,
 		onError: func(err error) {
 			slog.Warn("policy attestation send failed; retrying", "error", err)
+		},
+		onDrop: func(att Attestation, err error) {
+			slog.Error("policy attestation refused; dropped", "decision_id", att.DecisionID, "bundle", att.Bundle, "error", err)
 		},
 		closing: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -276,13 +297,28 @@ func (a *Attester) pause() {
 	}
 }
 
-// send retries one batch until the sink takes it; false only when aborted.
+// Dropped is the number of attestations the sink refused for good.
+func (a *Attester) Dropped() int64 { return a.dropped.Load() }
+
+// send retries one batch until the sink takes it; false only when aborted. A
+// refused batch is sent again in halves, in order, so the attestations around
+// a refused one are delivered and it alone, once alone, is dropped: a batch of
+// n with one refusal costs about 2·log2(n) more sends.
 func (a *Attester) send(ctx context.Context, batch []Attestation) bool {
 	wait := a.backoff
 	for {
 		err := a.sink.SendAttestations(ctx, batch)
 		if err == nil {
 			return true
+		}
+		if errors.Is(err, ErrRefused) {
+			if len(batch) == 1 {
+				a.dropped.Add(1)
+				a.onDrop(batch[0], err)
+				return true
+			}
+			half := len(batch) / 2
+			return a.send(ctx, batch[:half]) && a.send(ctx, batch[half:])
 		}
 		a.onError(fmt.Errorf("send %d attestations: %w", len(batch), err))
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,5 +209,91 @@ func TestAttesterDeliversEveryAcceptedAttestationUnderLoad(t *testing.T) {
 	}
 	if len(got) != len(accepted) {
 		t.Fatalf("delivered %d, accepted %d", len(got), len(accepted))
+	}
+}
+
+// refusingSink refuses for good, as Pub/Sub refuses an invalid message, any batch holding
+// one of its refused decisions; transient fails that many sends first, as an outage would.
+type refusingSink struct {
+	policytest.MemorySink
+	refused   map[string]bool
+	transient int
+}
+
+func (r *refusingSink) SendAttestations(ctx context.Context, b []policy.Attestation) error {
+	if r.transient > 0 {
+		r.transient-- // the Attester's one goroutine is the only caller
+		return errors.New("unavailable")
+	}
+	for _, x := range b {
+		if r.refused[x.DecisionID] {
+			return fmt.Errorf("publish: %s: invalid argument: %w", x.DecisionID, policy.ErrRefused)
+		}
+	}
+	return r.MemorySink.SendAttestations(ctx, b)
+}
+
+// TestAttesterDropsRefusedAndDeliversTheRest: an attestation the sink refuses for good is
+// dropped and reported, and every attestation around it and after it is delivered in order,
+// however the batch falls and whatever transient failures come first.
+func TestAttesterDropsRefusedAndDeliversTheRest(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		n, batch  int
+		refused   []int
+		transient int
+	}{
+		{"first of a batch", 10, 10, []int{0}, 0},
+		{"middle of a batch", 10, 10, []int{3}, 0},
+		{"last of a batch", 10, 10, []int{9}, 0},
+		{"two in one batch, after an outage", 37, 16, []int{5, 6}, 2},
+		{"one in every batch", 12, 4, []int{1, 6, 11}, 0},
+		{"alone", 1, 10, []int{0}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			all := atts(tc.n)
+			sink := &refusingSink{refused: map[string]bool{}, transient: tc.transient}
+			var want []policy.Attestation
+			for i, x := range all {
+				if slices.Contains(tc.refused, i) {
+					sink.refused[x.DecisionID] = true
+				} else {
+					want = append(want, x)
+				}
+			}
+			var mu sync.Mutex
+			var dropped []policy.Attestation
+			a := policy.NewAttester(sink, policy.WithBatch(tc.batch, time.Millisecond), policy.WithRetryBackoff(time.Millisecond),
+				policy.WithErrorHandler(func(error) {}),
+				policy.WithDropHandler(func(x policy.Attestation, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if !errors.Is(err, policy.ErrRefused) {
+						t.Errorf("dropped %s for %v", x.DecisionID, err)
+					}
+					dropped = append(dropped, x)
+				}))
+			for _, x := range all {
+				if err := a.Submit(ctx, x); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(sink.Attestations()); got != ids(want) {
+				t.Fatalf("delivered %s\nwant      %s", got, ids(want))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(dropped) != len(tc.refused) || a.Dropped() != int64(len(tc.refused)) {
+				t.Fatalf("dropped %s (count %d), want %d", ids(dropped), a.Dropped(), len(tc.refused))
+			}
+			for _, x := range dropped {
+				if !sink.refused[x.DecisionID] {
+					t.Fatalf("dropped %s, which the sink took", x.DecisionID)
+				}
+			}
+		})
 	}
 }

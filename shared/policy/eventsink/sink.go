@@ -4,11 +4,17 @@ package eventsink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/schema"
 )
 
 // EventType is the CloudEvents type of an attestation event.
@@ -26,21 +32,32 @@ func New(pub events.BatchPublisher, source string) *Sink { return &Sink{pub: pub
 
 // SendAttestations publishes the batch at once, in batch order: the publisher keeps each
 // correlation id's order, so a batch costs a round trip per ordering key, not per decision.
-// On any failure the Attester sends the whole batch again; each event's id is its
-// decision_id, so handlers idempotent on event_id drop the repeats.
+// On a transient failure the Attester sends the whole batch again; each event's id is its
+// decision_id, so handlers idempotent on event_id drop the repeats. A failure no retry can
+// mend (refused), the error wraps policy.ErrRefused.
 func (s *Sink) SendAttestations(ctx context.Context, batch []policy.Attestation) error {
 	es := make([]events.Envelope, len(batch))
 	for i, a := range batch {
 		e, err := Event(s.source, a)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", policy.ErrRefused, err)
 		}
 		es[i] = e
 	}
 	if err := s.pub.PublishAll(ctx, events.TopicPolicyAttestations, es); err != nil {
+		if refused(err) {
+			return fmt.Errorf("publish %d attestations: %w: %w", len(es), policy.ErrRefused, err)
+		}
 		return fmt.Errorf("publish %d attestations: %w", len(es), err)
 	}
 	return nil
+}
+
+// refused tells an event no retry can publish: one the schema or the id limits refuse before
+// it leaves, one too large for a message, or one Pub/Sub answers InvalidArgument.
+func refused(err error) bool {
+	return errors.Is(err, schema.ErrInvalid) || errors.Is(err, events.ErrIDTooLong) ||
+		errors.Is(err, pubsub.ErrOversizedMessage) || status.Code(err) == codes.InvalidArgument
 }
 
 // data is the payload the policy_attestations schema declares.
