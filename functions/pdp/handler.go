@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/policy"
 )
@@ -65,7 +66,16 @@ func NewHandler(eng Decider) *Handler {
 // ServeHTTP routes a request as OPA's server does. A POST of a bundle's
 // decision or allow, the common request, goes straight to its handler: its
 // path is one the routes take as it is.
+//
+// A correlation id longer than an event may carry (events.MaxIDLen) is refused with 400
+// before anything is decided: it becomes the attestation's ordering key, which Pub/Sub would
+// refuse after the decision had been handed out.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if corr := r.Header.Get(logging.HeaderCorrelationID); len(corr) > events.MaxIDLen {
+		writer.ErrorString(w, http.StatusBadRequest, types.CodeInvalidParameter,
+			fmt.Errorf("header %s is %d bytes, more than %d", logging.HeaderCorrelationID, len(corr), events.MaxIDLen))
+		return
+	}
 	if r.Method == http.MethodPost {
 		if _, _, ok := decisionRule(r); ok {
 			h.post(w, r)

@@ -58,6 +58,8 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	}
 	att := policy.NewAttester(sink, policy.WithErrorHandler(func(err error) {
 		env.Log.Error("pdp: attestations not yet delivered; retrying", "error", err.Error())
+	}), policy.WithDropHandler(func(a policy.Attestation, err error) {
+		env.Log.Error("pdp: attestation refused for good; dropped", "decision_id", a.DecisionID, "bundle", a.Bundle, "error", err.Error())
 	}))
 	env.OnShutdown(att.Close)
 	h, err := Setup(append(opts, policy.WithAttester(att))...)
