@@ -272,15 +272,17 @@ func hex4(s []byte) rune {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a JSON string escaped as encoding/json escapes it: <, > and &
-// as \u003c, \u003e and \u0026, U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
+// AppendString appends s as a JSON string escaped as a json.Encoder with SetEscapeHTML(false)
+// escapes it: <, > and & kept as they are (an event is data, never HTML; escaping them
+// would make a published value differ from what its sender wrote), U+2028 and U+2029
+// escaped, invalid UTF-8 as \ufffd.
 func AppendString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

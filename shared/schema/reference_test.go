@@ -27,11 +27,23 @@ func refNormalizeTo(s avro.Schema, doc []byte, prefix string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(out)
+	b, err := refMarshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("schema: encode: %w", err)
 	}
 	return b, nil
+}
+
+// refMarshal is json.Marshal as a json.Encoder with SetEscapeHTML(false) writes, the
+// escaping the normaliser keeps: <, > and & as they are.
+func refMarshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // refOrderedRecord marshals its fields in schema order.
@@ -47,10 +59,10 @@ func (o refOrderedRecord) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		k, _ := json.Marshal(n)
+		k, _ := refMarshal(n)
 		buf.Write(k)
 		buf.WriteByte(':')
-		v, err := json.Marshal(o.values[i])
+		v, err := refMarshal(o.values[i])
 		if err != nil {
 			return nil, err
 		}

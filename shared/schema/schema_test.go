@@ -76,3 +76,28 @@ func TestNormalizeFillsDefaultsInSchemaOrder(t *testing.T) {
 		t.Fatalf("malformed JSON: %v", err)
 	}
 }
+
+// TestNormalizeKeepsHTMLCharacters: <, > and & are written as they are, whether the sender
+// wrote them plain or escaped; what JSON requires is still escaped.
+func TestNormalizeKeepsHTMLCharacters(t *testing.T) {
+	health := func(agent string) string {
+		return `{` + envelope + `,"data":{"agent_id":"` + agent + `","engagement_id":"e1","status":"healthy","check_type":"http","observed_at":"2026-11-26T10:00:00Z"}}`
+	}
+	tests := []struct{ name, agent, want string }{
+		{"plain", `a<b>&c`, `"agent_id":"a<b>&c"`},
+		{"escaped", `a\u003cb\u003e\u0026c`, `"agent_id":"a<b>&c"`},
+		{"script", `</script><script>x&amp;</script>`, `"agent_id":"</script><script>x&amp;</script>"`},
+		{"still escaped", `q\"\\\n\u2028`, `"agent_id":"q\"\\\n\u2028"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := Default().Normalize("health_events", []byte(health(tt.agent)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), tt.want) || strings.Contains(string(out), `\u003c`) || strings.Contains(string(out), `\u0026`) {
+				t.Fatalf("Normalize = %s\nwant it to hold %s", out, tt.want)
+			}
+		})
+	}
+}
