@@ -31,6 +31,7 @@ func percentile(sorted []time.Duration, p float64) float64 {
 // the Pub/Sub emulator, record marked done. Run with -benchtime=300x or so.
 func BenchmarkWebhookAccepted(b *testing.B) {
 	h := newHarness(b)
+	h.bind(b, devClient, "eng-bench")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	send := func(i int) time.Duration {
 		body := healthBody("agent-"+strconv.Itoa(i), "eng-bench", "healthy")
@@ -64,6 +65,7 @@ func BenchmarkWebhookAccepted(b *testing.B) {
 // new process. Run with -benchtime=10x.
 func BenchmarkColdStart(b *testing.B) {
 	h := newHarness(b)
+	h.bind(b, devClient, "eng-cold")
 	bin := filepath.Join(b.TempDir(), "gateway")
 	build := exec.Command("go", "build", "-o", bin, "./cmd")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -97,7 +99,7 @@ func BenchmarkColdStart(b *testing.B) {
 			"PORT="+strconv.Itoa(port), "FUNCTION_TARGET="+gateway.FunctionName,
 			"FIRESTORE_EMULATOR_HOST="+h.env.FirestoreHost, "PUBSUB_EMULATOR_HOST="+h.env.PubSubHost,
 			gateway.EnvProject+"="+h.env.Project, gateway.EnvIssuer+"="+issuer, gateway.EnvAudience+"="+audience,
-			gateway.EnvJWKSURL+"=file://"+jwksFile, gateway.EnvSecretsDir+"="+h.dir)
+			gateway.EnvJWKSURL+"=file://"+jwksFile, gateway.EnvSecretsDir+"="+h.dir, gateway.EnvClients+"="+devClient)
 		b.StartTimer()
 
 		start := time.Now()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"regexp"
 
 	"cloud.google.com/go/firestore"
@@ -18,7 +19,7 @@ const (
 	EnvJWKSURL    = "WAOOAW_JWKS_URL"        // http(s):// or file://
 	EnvJWKS       = "WAOOAW_JWKS"            // the JWKS document itself (mounted from a secret)
 	EnvSecretsDir = "WAOOAW_SECRETS_DIR"     // secrets from files; unset = Secret Manager
-	EnvClients    = "WAOOAW_WEBHOOK_CLIENTS" // optional allow-list of webhook client ids
+	EnvClients    = "WAOOAW_WEBHOOK_CLIENTS" // the allow-list of webhook client ids (required)
 	// EnvWorkflowsURL is the Workflows emulator's base URL (the local stack sets it); unset,
 	// the gateway uses Google's Executions API with Application Default Credentials.
 	EnvWorkflowsURL = "WAOOAW_WORKFLOWS_URL"
@@ -43,8 +44,8 @@ type Config struct {
 	JWKSURL    string // one of JWKSURL and JWKS is set
 	JWKS       string
 	SecretsDir string
-	// Clients, when not empty, are the only webhook clients accepted; a request from any
-	// other client is refused before a secret is looked up.
+	// Clients are the only webhook clients accepted; a request from any other client is
+	// refused before a secret is looked up.
 	Clients []string
 	// WorkflowsURL is the emulator's base URL; "" is Google's Executions API.
 	WorkflowsURL string
@@ -66,6 +67,17 @@ func ConfigFrom(env *config.Env) (Config, error) {
 		Clients:    env.List(EnvClients),
 
 		AuditDatabase: env.Optional(EnvAuditDatabase, firestore.DefaultDatabaseID),
+	}
+	switch {
+	case env.Optional(EnvClients, "") == "":
+		env.Required(EnvClients)
+	case len(c.Clients) == 0:
+		env.Invalid(EnvClients, "lists no client id")
+	}
+	for _, id := range c.Clients {
+		if !clientIDRE.MatchString(id) {
+			env.Invalid(EnvClients, fmt.Sprintf("%q is not 1 to 64 of [A-Za-z0-9_-]", id))
+		}
 	}
 	if u := env.Optional(EnvWorkflowsURL, ""); u != "" {
 		env.URL(EnvWorkflowsURL, u, "http", "https")

@@ -51,7 +51,10 @@ func TestConfigFrom(t *testing.T) {
 		{"inline JWKS instead of a URL", func() map[string]string { m := with("WAOOAW_JWKS_URL", ""); m["WAOOAW_JWKS"] = `{"keys":[]}`; return m }(), "",
 			func(c gateway.Config) bool { return c.JWKS == `{"keys":[]}` && c.JWKSURL == "" }},
 		{"no secrets dir means Secret Manager", with("WAOOAW_SECRETS_DIR", ""), "", func(c gateway.Config) bool { return c.SecretsDir == "" }},
-		{"nothing set names everything", map[string]string{}, "config: missing GOOGLE_CLOUD_PROJECT, WAOOAW_JWT_ISSUER, WAOOAW_JWT_AUDIENCE, WAOOAW_JWKS_URL or WAOOAW_JWKS", nil},
+		{"nothing set names everything", map[string]string{}, "config: missing GOOGLE_CLOUD_PROJECT, WAOOAW_JWT_ISSUER, WAOOAW_JWT_AUDIENCE, WAOOAW_WEBHOOK_CLIENTS, WAOOAW_JWKS_URL or WAOOAW_JWKS", nil},
+		{"the client allow-list is required", with("WAOOAW_WEBHOOK_CLIENTS", ""), "config: missing WAOOAW_WEBHOOK_CLIENTS", nil},
+		{"an allow-list of no client", with("WAOOAW_WEBHOOK_CLIENTS", " , "), "config: invalid WAOOAW_WEBHOOK_CLIENTS: lists no client id", nil},
+		{"a client id that could not name a secret", with("WAOOAW_WEBHOOK_CLIENTS", "dev-client, a/b"), `config: invalid WAOOAW_WEBHOOK_CLIENTS: "a/b" is not 1 to 64 of [A-Za-z0-9_-]`, nil},
 		{"region names the agent_creation workflow", with("WAOOAW_REGION", "asia-south1"), "", func(c gateway.Config) bool {
 			return c.AgentCreationWorkflow == "projects/p/locations/asia-south1/workflows/agent_creation" && c.WorkflowsURL == ""
 		}},
@@ -91,6 +94,7 @@ func TestConfigFrom(t *testing.T) {
 // next request, once it is, builds the gateway.
 func TestGatewayEntryPoint(t *testing.T) {
 	h := newHarness(t) // for its emulator project, topics, tap and secrets dir
+	h.bind(t, devClient, "eng-e")
 	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
 	jwks, err := h.key.JWKS()
 	if err != nil {
@@ -118,6 +122,7 @@ func TestGatewayEntryPoint(t *testing.T) {
 	t.Setenv(gateway.EnvAudience, audience)
 	t.Setenv(gateway.EnvJWKSURL, "file://"+jwksFile)
 	t.Setenv(gateway.EnvSecretsDir, h.dir)
+	t.Setenv(gateway.EnvClients, devClient)
 	// The audit log in a database of its own, as deployed: the stream exists only there.
 	t.Setenv(gateway.EnvAuditDatabase, "audit")
 	auditFS, err := firestore.NewClientWithDatabase(context.Background(), h.env.Project, "audit")

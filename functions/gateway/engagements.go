@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -17,7 +15,6 @@ import (
 
 	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/events"
-	"waooaw.dev/governance/shared/policy"
 )
 
 // Engagements holds one document per engagement: engagements/{engagement_id} with its
@@ -133,77 +130,6 @@ func governorAudit(e engagement) (events.Envelope, error) {
 	env.Time = e.AssignedAt
 	env.EngagementID = e.EngagementID
 	return env, nil
-}
-
-// WatchEngagements keeps data.platform.engagements of engine equal to the engagements
-// collection: a snapshot listener puts the whole map on every change, so the governor
-// policy sees a new Governor as soon as Firestore tells (well within a second locally).
-// A broken listen is reported to onErr and started again. It returns once the first
-// snapshot is in the engine, so no decision is made on an empty map after a cold start, or
-// with ctx's error if that takes longer than ctx allows. stop ends it and waits.
-func WatchEngagements(ctx context.Context, fs *firestore.Client, engine *policy.Engine, onErr func(error)) (stop func(), err error) {
-	wctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	ready := make(chan struct{})
-	var readyOnce sync.Once
-	stop = func() { cancel(); <-done }
-	go func() {
-		defer close(done)
-		backoff := 100 * time.Millisecond
-		for wctx.Err() == nil {
-			err := watchOnce(wctx, fs, engine, func() {
-				backoff = 100 * time.Millisecond
-				readyOnce.Do(func() { close(ready) })
-			})
-			if wctx.Err() != nil {
-				return
-			}
-			onErr(fmt.Errorf("gateway: engagements listener: %w", err))
-			select {
-			case <-wctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-		}
-	}()
-	select {
-	case <-ready:
-		return stop, nil
-	case <-ctx.Done():
-		stop()
-		return nil, fmt.Errorf("gateway: engagements listener: no first snapshot: %w", ctx.Err())
-	}
-}
-
-func watchOnce(ctx context.Context, fs *firestore.Client, engine *policy.Engine, healthy func()) error {
-	it := fs.Collection(Engagements).Snapshots(ctx)
-	defer it.Stop()
-	for {
-		snap, err := it.Next()
-		if err != nil {
-			return err
-		}
-		all := map[string]any{}
-		for {
-			doc, err := snap.Documents.Next()
-			if err != nil {
-				if errors.Is(err, errDone) {
-					break
-				}
-				return err
-			}
-			var e engagement
-			if err := doc.DataTo(&e); err != nil || e.Governor == "" {
-				continue // not an assignment: it grants nobody anything
-			}
-			all[doc.Ref.ID] = map[string]any{"governor": e.Governor}
-		}
-		if err := engine.PutData(ctx, "engagements", all); err != nil {
-			return err
-		}
-		healthy()
-	}
 }
 
 // decodeBody reads a JSON object body of at most MaxBodyBytes into v.

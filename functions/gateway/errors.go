@@ -3,7 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // apiError is an answer other than success: its code is the HTTP status and its message is
@@ -12,6 +15,9 @@ type apiError struct {
 	code  int
 	msg   string
 	cause error
+	// 429 only: when to retry (Retry-After) and the limit reached.
+	retryAfter time.Duration
+	limit      *LimitBody
 }
 
 func (e *apiError) Error() string {
@@ -32,6 +38,8 @@ type ErrorBody struct {
 	Error struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
+		// Limit names the limit reached (429 only).
+		Limit *LimitBody `json:"limit,omitempty"`
 	} `json:"error"`
 }
 
@@ -44,6 +52,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	var b ErrorBody
-	b.Error.Code, b.Error.Message = e.code, e.msg
+	b.Error.Code, b.Error.Message, b.Error.Limit = e.code, e.msg, e.limit
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
+	}
 	writeJSON(w, e.code, b)
 }

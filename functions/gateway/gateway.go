@@ -106,6 +106,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		logger.Error("gateway: agent creation unavailable", "error", err.Error())
 		wf = nil
 	}
+	// The policies read engagements' Governors and webhook clients' engagements as data
+	// (data.platform.engagements, client_engagements): kept equal to Firestore's
+	// collections for as long as the gateway runs.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	watch, err := StartWatch(wctx, fs, engine, func(err error) { logger.Error(err.Error()) })
+	cancel()
+	if err != nil {
+		closeFS()
+		ps.Close()
+		closeSecrets()
+		return nil, nil, err
+	}
 	s, err := New(Options{
 		Publisher: pub,
 		Firestore: fs,
@@ -115,6 +127,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		Secrets:    secrets.NewCached(src, 5*time.Minute),
 		Tokens:     verifier,
 		Clients:    cfg.Clients,
+		Watch:      watch,
 		Authorizer: Policy{Engine: engine},
 		Logger:     logger,
 
@@ -122,24 +135,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 		AgentCreationWorkflow: cfg.AgentCreationWorkflow,
 	})
 	if err != nil {
-		closeFS()
-		ps.Close()
-		closeSecrets()
-		return nil, nil, err
-	}
-	// The governor policy reads engagements' Governors from data.platform.engagements:
-	// kept equal to Firestore's engagements collection for as long as the gateway runs.
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	stopWatch, err := WatchEngagements(wctx, fs, engine, func(err error) { logger.Error(err.Error()) })
-	cancel()
-	if err != nil {
+		watch.Stop()
 		closeFS()
 		ps.Close()
 		closeSecrets()
 		return nil, nil, err
 	}
 	closeAll := func(ctx context.Context) error {
-		stopWatch()
+		watch.Stop()
 		attErr := attester.Close(ctx)
 		attPub.Close()
 		pub.Close()

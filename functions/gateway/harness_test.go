@@ -10,12 +10,19 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"waooaw.dev/governance/functions/gateway"
 	"waooaw.dev/governance/infra/local/devauth"
 	"waooaw.dev/governance/infra/local/emulators"
+	"waooaw.dev/governance/infra/local/meter"
 	"waooaw.dev/governance/infra/local/workflows/workflowstest"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
@@ -68,6 +75,10 @@ type harness struct {
 	emu      *workflowstest.Emulator
 	workflow string
 	genesis  *genesisStandIn
+	// skew moves the gateway's clock ahead of the real one.
+	skew atomic.Int64
+	// meter, with withMeteredAuditLog, counts what the gateway reads of the audit log.
+	meter *meter.Meter
 }
 
 type harnessOption func(*harness)
@@ -81,12 +92,22 @@ func withLog(w io.Writer) harnessOption { return func(h *harness) { h.logTo = w 
 // workflow deployed as the gateway's agent_creation, and its stage stand-in.
 func withWorkflows() harnessOption { return func(h *harness) { h.emu = &workflowstest.Emulator{} } }
 
+// withVerifyLimit sets each caller's allowance of audit stream walks.
+func withVerifyLimit(l gateway.RateLimit) harnessOption {
+	return func(h *harness) { h.opts.VerifyLimit = &l }
+}
+
+// withMeteredAuditLog gives the gateway an audit log client that reaches the Firestore
+// emulator through a usage meter, so a test counts the reads of verification and entries.
+func withMeteredAuditLog() harnessOption { return func(h *harness) { h.meter = meter.New() } }
+
 // withoutTopics leaves the project empty, so publishing fails until topics are created.
 func withoutTopics() harnessOption { return func(h *harness) { h.noTopic = true } }
 
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{env: emulators.ForTest(t), key: testKey(t), dir: t.TempDir()}
+	h.opts.Clients = []string{devClient}
 	for _, o := range opts {
 		o(h)
 	}
@@ -113,6 +134,24 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Cleanup(pub.Close)
 	h.opts.Publisher = pub
 	h.opts.Firestore = h.env.Firestore(t)
+	h.opts.Now = func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
+	if h.meter != nil {
+		p, err := h.meter.Firestore("", h.env.FirestoreHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		conn, err := grpc.NewClient(p.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := firestore.NewClient(context.Background(), h.env.Project, option.WithGRPCConn(conn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		h.opts.AuditLog = fs
+	}
 	h.opts.Secrets = secrets.Dir(h.dir)
 	h.opts.Tokens = verifier
 	switch {
@@ -133,12 +172,13 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	h.engine = engine
 	h.opts.Authorizer = gateway.Policy{Engine: engine}
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	stop, err := gateway.WatchEngagements(wctx, h.opts.Firestore, engine, func(err error) { t.Logf("listener: %v", err) })
+	watch, err := gateway.StartWatch(wctx, h.opts.Firestore, engine, func(err error) { t.Logf("listener: %v", err) })
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(watch.Stop)
+	h.opts.Watch = watch
 	if h.emu != nil {
 		h.emu = workflowstest.New(t)
 		h.genesis = newGenesisStandIn(t, h.opts.Firestore)
@@ -157,6 +197,25 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h
+}
+
+// bind binds client to each engagement as the admin API stores it (without its audit
+// event, so tests counting messages see only their own) and waits until the gateway
+// enforces it. TestClientBindings covers the API itself.
+func (h *harness) bind(t testing.TB, client string, engagements ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, eng := range engagements {
+		_, err := h.opts.Firestore.Collection(gateway.EngagementClients).Doc(client+":"+eng).Set(ctx, map[string]any{
+			"engagement_id": eng, "client_id": client, "bound": true, "bound_by": "user:root", "bound_at": time.Now().UTC().Format(time.RFC3339Nano)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.opts.Watch.WaitBinding(ctx, client, eng, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (h *harness) writeSecret(t testing.TB, client, value string) {
@@ -202,6 +261,12 @@ func do(t testing.TB, r *http.Request) answer {
 		t.Fatal(err)
 	}
 	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	if resp.StatusCode == http.StatusNoContent {
+		if len(b) != 0 {
+			t.Fatalf("%s %s: 204 with a body %s", r.Method, r.URL.Path, b)
+		}
+		return a
+	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("%s %s: Content-Type %q, body %s", r.Method, r.URL.Path, ct, b)
 	}

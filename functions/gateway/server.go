@@ -41,14 +41,21 @@ type Options struct {
 	Firestore *firestore.Client // replay records; audit streams for verification
 	Secrets   secrets.Source    // webhook keys, as secrets named WebhookSecretName(client)
 	Tokens    TokenVerifier
-	// Clients, when not empty, restricts webhooks to these client ids.
+	// Clients are the only webhook clients accepted (none when empty); which engagements
+	// each may post for is data (POST /v1/engagements/{id}/clients).
 	Clients []string
+	// Watch, when set, is the listener keeping the policies' data: a change to a client's
+	// engagements is answered once it sees it.
+	Watch *Watch
 	// Authorizer decides every request (Policy in production). Required.
 	Authorizer Authorizer
 	// VerifyStream defaults to audit.Verify on Firestore.
 	VerifyStream func(ctx context.Context, stream string) (audit.Report, error)
-	Logger       *slog.Logger     // defaults to slog.Default()
-	Now          func() time.Time // defaults to time.Now
+	// VerifyLimit bounds each caller's walks of audit streams (a verification not answered
+	// from the cache); default DefaultVerifyLimit.
+	VerifyLimit *RateLimit
+	Logger      *slog.Logger     // defaults to slog.Default()
+	Now         func() time.Time // defaults to time.Now
 
 	// Workflows starts agent_creation executions and delivers callbacks. Without it the
 	// agent-request and decision routes answer 503.
@@ -69,9 +76,11 @@ type Options struct {
 
 // Server serves the gateway's routes.
 type Server struct {
-	opt    Options
-	mux    *http.ServeMux
-	ledger *ledger
+	opt     Options
+	mux     *http.ServeMux
+	ledger  *ledger
+	reports *reportCache // verification reports by stream, valid while its head is unchanged
+	walks   *limiter     // each caller's walks of audit streams
 }
 
 // New builds a Server.
@@ -102,12 +111,19 @@ func New(o Options) (*Server, error) {
 		}
 		o.Limits = &l
 	}
-	s := &Server{opt: o, ledger: &ledger{fs: o.Firestore, now: o.Now}}
+	if o.VerifyLimit == nil {
+		l := DefaultVerifyLimit
+		o.VerifyLimit = &l
+	}
+	s := &Server{opt: o, ledger: &ledger{fs: o.Firestore, now: o.Now},
+		reports: newReportCache(maxCachedReports), walks: newLimiter(*o.VerifyLimit)}
 	s.mux = http.NewServeMux()
-	s.mux.Handle("/v1/webhooks/{kind}", s.chain(endpoint{method: http.MethodPost, target: webhookTarget, authn: s.authenticateWebhook, serve: s.serveWebhook}))
+	s.mux.Handle("/v1/webhooks/{kind}", s.chain(endpoint{method: http.MethodPost, target: webhookTarget, authn: s.authenticateWebhook, resolve: s.resolveWebhook, serve: s.serveWebhook}))
 	s.mux.Handle("/v1/audit/streams/{stream}/verify", s.chain(endpoint{method: http.MethodGet, target: verifyTarget, authn: s.authenticateBearer, serve: s.serveVerify}))
 	s.mux.Handle("/v1/audit/streams/{stream}/entries", s.chain(endpoint{method: http.MethodGet, target: entriesTarget, authn: s.authenticateBearer, serve: s.serveEntries}))
 	s.mux.Handle("/v1/engagements", s.chain(endpoint{method: http.MethodPost, target: engagementTarget, authn: s.authenticateBearer, resolve: s.resolveEngagement, serve: s.serveEngagement}))
+	s.mux.Handle("/v1/engagements/{id}/clients", s.chain(endpoint{method: http.MethodPost, target: clientsTarget, authn: s.authenticateBearer, resolve: s.resolveBind, serve: s.serveBind}))
+	s.mux.Handle("/v1/engagements/{id}/clients/{client}", s.chain(endpoint{method: http.MethodDelete, target: clientsTarget, authn: s.authenticateBearer, resolve: s.resolveUnbind, serve: s.serveUnbind}))
 	s.mux.Handle("/v1/agent-requests", s.chain(endpoint{method: http.MethodPost, target: createTarget, authn: s.authenticateBearer, resolve: s.resolveCreate, serve: s.serveCreate}))
 	s.mux.Handle("/v1/agent-requests/{id}", s.chain(endpoint{method: http.MethodGet, target: readRequestTarget, authn: s.authenticateBearer, resolve: s.resolveRequest, serve: s.serveRequest}))
 	s.mux.Handle("/v1/agent-requests/{id}/revisions", s.chain(endpoint{method: http.MethodPost, target: revisionTarget, authn: s.authenticateBearer, resolve: s.resolveRevision, serve: s.serveRevision}))

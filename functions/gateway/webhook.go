@@ -62,6 +62,10 @@ func init() {
 	}
 }
 
+// MinWebhookSecretBytes is the shortest webhook key used: 256 bits, HMAC-SHA256's own
+// strength; checked here too whatever Source the gateway is given.
+const MinWebhookSecretBytes = secrets.MinLength
+
 // AuditEventType is the type of the audit_events envelope published with each webhook event.
 const AuditEventType = "waooaw.audit.recorded"
 
@@ -85,7 +89,7 @@ func (s *Server) authenticateWebhook(req *request) *apiError {
 	if err := wh.CheckTime(s.opt.Now(), auth.WebhookTolerance); err != nil {
 		return &apiError{code: http.StatusUnauthorized, msg: "timestamp outside the 5 minute window", cause: err}
 	}
-	if !clientIDRE.MatchString(wh.Client) || (len(s.opt.Clients) > 0 && !slices.Contains(s.opt.Clients, wh.Client)) {
+	if !clientIDRE.MatchString(wh.Client) || !slices.Contains(s.opt.Clients, wh.Client) {
 		return errorf(http.StatusUnauthorized, "unknown client")
 	}
 	if req.ContentLength > MaxBodyBytes {
@@ -102,6 +106,14 @@ func (s *Server) authenticateWebhook(req *request) *apiError {
 	secret, err := s.opt.Secrets.Get(req.Context(), WebhookSecretName(wh.Client))
 	if errors.Is(err, secrets.ErrNotFound) {
 		return &apiError{code: http.StatusUnauthorized, msg: "unknown client", cause: err}
+	}
+	if err == nil && len(secret) < MinWebhookSecretBytes {
+		err = fmt.Errorf("gateway: secret %s holds %d bytes, want at least %d: %w", WebhookSecretName(wh.Client), len(secret), MinWebhookSecretBytes, secrets.ErrTooShort)
+	}
+	if errors.Is(err, secrets.ErrTooShort) {
+		// A short key is guessable: the platform's misconfiguration, never the caller's, so
+		// it is logged at ERROR (5xx) and no signature is checked against it.
+		return &apiError{code: http.StatusServiceUnavailable, msg: "this client's webhook key is misconfigured on the platform; the operators are told", cause: err}
 	}
 	if err != nil {
 		return &apiError{code: http.StatusServiceUnavailable, msg: "secrets unavailable; retry", cause: err}
@@ -135,7 +147,15 @@ const twinWait = 2 * time.Second
 // so a request that is still publishing is never taken over.
 const publishTimeout = 10 * time.Second
 
-func (s *Server) serveWebhook(w http.ResponseWriter, req *request) error {
+// webhookBody is a verified webhook body, normalized to its topic's schema.
+type webhookBody struct {
+	b    body
+	data []byte
+}
+
+// resolveWebhook validates the body and scopes the decision to the engagement it names:
+// data_scope allows a client only the engagements an admin bound it to.
+func (s *Server) resolveWebhook(req *request, a *Access) *apiError {
 	k := req.kind
 	data, err := schema.NormalizeTo(k.schema, req.body, "")
 	if err != nil {
@@ -143,16 +163,25 @@ func (s *Server) serveWebhook(w http.ResponseWriter, req *request) error {
 		if errors.As(err, &fe) {
 			return &apiError{code: http.StatusBadRequest, msg: fe.Error(), cause: err}
 		}
-		return fmt.Errorf("normalize %s body: %w", k.name, err)
+		return &apiError{code: http.StatusInternalServerError, msg: "internal error", cause: fmt.Errorf("normalize %s body: %w", k.name, err)}
 	}
 	var b body
 	if err := json.Unmarshal(data, &b); err != nil {
-		return fmt.Errorf("decode normalized %s body: %w", k.name, err)
+		return &apiError{code: http.StatusInternalServerError, msg: "internal error", cause: fmt.Errorf("decode normalized %s body: %w", k.name, err)}
 	}
 	// The engagement names the audit stream: refuse what the auditor could never append.
 	if err := audit.CheckStream(b.EngagementID); err != nil {
 		return &apiError{code: http.StatusBadRequest, msg: "field engagement_id: not usable as an audit stream", cause: err}
 	}
+	a.Engagement, a.Bundles = b.EngagementID, []string{"rbac", "data_scope"}
+	req.route = webhookBody{b: b, data: data}
+	return nil
+}
+
+func (s *Server) serveWebhook(w http.ResponseWriter, req *request) error {
+	k := req.kind
+	wb := req.route.(webhookBody)
+	b, data := wb.b, wb.data
 
 	msgs, err := s.buildEvents(req, k, b, data)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 func TestWebhookRejections(t *testing.T) {
 	h := newHarness(t, withClients(devClient, "listed-client"))
 	h.writeSecret(t, "unlisted-client", "s") // has a key but is not on the allow-list
+	h.bind(t, devClient, "eng-1")
 
 	good := healthBody("agent-1", "eng-1", "healthy")
 	now := time.Now()
@@ -113,6 +114,7 @@ func TestWebhookRejections(t *testing.T) {
 func TestWebhookAccepted(t *testing.T) {
 	var logs syncBuffer
 	h := newHarness(t, withLog(&logs))
+	h.bind(t, devClient, "eng-1", "eng-2", "eng-3")
 	slo := []byte(`{"service":"genesis","engagement_id":"eng-2","slo":"latency_p99","objective":0.5,"observed":0.9,"severity":"critical","observed_at":"2026-11-26T10:00:00Z"}`)
 	approval := []byte(`{"approval_id":"ap-1","engagement_id":"eng-3","agent_id":"agent-3","type":"financial","subject":"invoice 42","action":"pay","timeout_minutes":240}`)
 	health := healthBody("agent-1", "eng-1", "degraded")
@@ -224,6 +226,7 @@ func TestWebhookAccepted(t *testing.T) {
 // event is published, and every answer is a 202 with its id (the twins wait for the winner).
 func TestWebhookReplayRace(t *testing.T) {
 	h := newHarness(t)
+	h.bind(t, devClient, "eng-9")
 	body := healthBody("agent-9", "eng-9", "critical")
 	base := h.webhook("health", body)
 	const n = 8
@@ -273,6 +276,7 @@ func TestWebhookReplayRace(t *testing.T) {
 // and the same signed request sent again publishes the events recorded the first time.
 func TestWebhookPublishFailureIsRetried(t *testing.T) {
 	h := newHarness(t, withoutTopics())
+	h.bind(t, devClient, "eng-5")
 	body := healthBody("agent-5", "eng-5", "healthy")
 	first := h.webhook("health", body)
 	retry := first.Clone(context.Background())
