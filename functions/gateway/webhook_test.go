@@ -20,8 +20,10 @@ import (
 // TestWebhookRejections sends every kind of bad webhook and checks its status and JSON
 // error, then that not one message reached any topic.
 func TestWebhookRejections(t *testing.T) {
-	h := newHarness(t, withClients(devClient, "listed-client"))
+	h := newHarness(t, withClients(devClient, "listed-client", "short-key-client"))
 	h.writeSecret(t, "unlisted-client", "s") // has a key but is not on the allow-list
+	short := strings.Repeat("k", gateway.MinWebhookSecretBytes-1)
+	h.writeSecret(t, "short-key-client", short)
 	h.bind(t, devClient, "eng-1")
 
 	good := healthBody("agent-1", "eng-1", "healthy")
@@ -78,6 +80,7 @@ func TestWebhookRejections(t *testing.T) {
 			return r
 		}(), 401, "must start with sha256="},
 		{"unknown client", signed(url("health"), good, "listed-client", []byte("s"), now), 401, "unknown client"},
+		{"a key under 32 bytes is the platform's fault", signed(url("health"), good, "short-key-client", []byte(short), now), 503, "this client's webhook key is misconfigured on the platform"},
 		{"client not on the allow-list", signed(url("health"), good, "unlisted-client", []byte("s"), now), 401, "unknown client"},
 		{"client id unusable as a secret name", signed(url("health"), good, "../etc", devSecret, now), 401, "unknown client"},
 		{"stale timestamp", signed(url("health"), good, devClient, devSecret, now.Add(-6*time.Minute)), 401, "timestamp outside the 5 minute window"},
