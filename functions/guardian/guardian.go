@@ -1,7 +1,9 @@
 // Package guardian is the Vision Guardian: stage 5 of agent creation, the ethics review
 // (forbidden purposes, sensitive industries without their controls, risk flags), and its undo
 // in the compensation saga, which withdraws the clearance. The workflow calls it; see
-// docs/agent-creation.md.
+// docs/agent-creation.md. Every 10 minutes Cloud Scheduler has it check the audit chain
+// from its last signed checkpoints and anchor the new heads in a write-once bucket; see
+// docs/audit.md.
 package guardian
 
 import (
@@ -13,11 +15,19 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
 
 	tables "waooaw.dev/governance/rules"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
+	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
+)
+
+// Configuration the guardian reads besides GOOGLE_CLOUD_PROJECT.
+const (
+	EnvAnchorBucket = "WAOOAW_ANCHOR_BUCKET" // the write-once bucket of audit anchors
+	EnvSecretsDir   = "WAOOAW_SECRETS_DIR"   // secrets from files (the local stack); unset = Secret Manager
 )
 
 // FunctionName is the entry point registered with the Functions Framework.
@@ -31,6 +41,8 @@ func init() { Guardian = startup.HTTP(FunctionName, open) }
 // open builds the guardian from its environment (see startup for when and how often).
 func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	project := env.Required(startup.EnvProject)
+	bucket := env.Required(EnvAnchorBucket)
+	secretsDir := env.Optional(EnvSecretsDir, "")
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -48,17 +60,32 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		fs.Close()
 		return nil, fmt.Errorf("guardian: pubsub.NewClient: %w", err)
 	}
-	pub := NewPublisher(ps)
-	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set})
+	gcs, err := storage.NewClient(ctx)
 	if err != nil {
-		pub.Close()
 		ps.Close()
 		fs.Close()
-		return nil, startup.Permanent(err)
+		return nil, fmt.Errorf("guardian: storage.NewClient: %w", err)
+	}
+	src, closeSecrets, err := secrets.Open(ctx, secretsDir, project)
+	if err != nil {
+		gcs.Close()
+		ps.Close()
+		fs.Close()
+		return nil, fmt.Errorf("guardian: %w", err)
+	}
+	pub := NewPublisher(ps)
+	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, Anchoring: &Anchoring{
+		Store: GCSAnchors{Bucket: gcs.Bucket(bucket)},
+		Key:   func(ctx context.Context) ([]byte, error) { return src.Get(ctx, AnchorKeySecret) },
+		Log:   env.Log,
+	}})
+	if err != nil {
+		pub.Close()
+		return nil, startup.Permanent(errors.Join(err, closeSecrets(), gcs.Close(), ps.Close(), fs.Close()))
 	}
 	env.OnShutdown(func(context.Context) error {
 		pub.Close()
-		return errors.Join(ps.Close(), fs.Close())
+		return errors.Join(closeSecrets(), gcs.Close(), ps.Close(), fs.Close())
 	})
 	return s, nil
 }

@@ -44,16 +44,20 @@ type Rules interface {
 // Options are what a Server needs.
 type Options struct {
 	Firestore *firestore.Client
-	Publisher events.Publisher // audit_events
+	Publisher events.Publisher // audit_events; slo_breach for chain breaks
 	Rules     Rules
+	// Anchoring, when set, serves the scheduled audit check at AuditCheckPath.
+	Anchoring *Anchoring
 }
 
-// Server answers the workflow's calls for stage 5.
+// Server answers the workflow's calls for stage 5 and Cloud Scheduler's audit check.
 type Server struct {
-	mux   *http.ServeMux
-	fs    *firestore.Client
-	rules Rules
-	rec   *agentreq.Recorder
+	mux    *http.ServeMux
+	fs     *firestore.Client
+	rules  Rules
+	rec    *agentreq.Recorder
+	pub    events.Publisher
+	anchor *Anchoring
 }
 
 // New checks o and builds the Server.
@@ -62,9 +66,11 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("guardian: Firestore, Publisher and Rules are required")
 	}
 	s := &Server{
-		mux:   http.NewServeMux(),
-		fs:    o.Firestore,
-		rules: o.Rules,
+		mux:    http.NewServeMux(),
+		fs:     o.Firestore,
+		rules:  o.Rules,
+		pub:    o.Publisher,
+		anchor: o.Anchoring,
 		rec: &agentreq.Recorder{
 			FS: o.Firestore, Collection: Verdicts, Publisher: o.Publisher,
 			Actor: "vision_guardian", Source: "//waooaw/guardian",
@@ -72,6 +78,12 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.HandleFunc("POST /v1/stages/"+StageName, s.review)
 	s.mux.HandleFunc("POST /v1/undo/"+StageName, s.undo)
+	if a := o.Anchoring; a != nil {
+		if a.Store == nil || a.Key == nil {
+			return nil, errors.New("guardian: Anchoring needs a Store and a Key")
+		}
+		s.mux.HandleFunc("POST "+AuditCheckPath, s.auditCheck)
+	}
 	return s, nil
 }
 
