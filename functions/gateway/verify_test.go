@@ -220,6 +220,7 @@ func TestVerifyCacheAndLimit(t *testing.T) {
 			st.before()
 		}
 		a, reads := verify(st.tok)
+		t.Logf("%s: %d, %d firestore reads", st.name, a.status, reads)
 		if a.status != st.status || reads < st.minRead || reads > st.maxRd {
 			t.Fatalf("%s: %d %s after %d reads, want %d after %d to %d", st.name, a.status, a.raw, reads, st.status, st.minRead, st.maxRd)
 		}
