@@ -86,6 +86,16 @@ func (l *limiter) forgetFull(now time.Time) {
 	}
 }
 
+// refund gives back a token taken for an action that turned out to cost nothing.
+func (l *limiter) refund(caller string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.b[caller]; ok {
+		b.tokens = math.Min(float64(l.limit.Burst), b.tokens+1)
+		l.b[caller] = b
+	}
+}
+
 func (l *limiter) describe(name string) *LimitBody {
 	return &LimitBody{Name: name, Burst: l.limit.Burst, EverySeconds: l.limit.Every.Seconds()}
 }

@@ -60,6 +60,9 @@ func (s *Server) serveVerify(w http.ResponseWriter, req *request) error {
 	rep, err := s.opt.VerifyStream(ctx, stream)
 	switch {
 	case errors.Is(err, audit.ErrUnknownStream):
+		// Nothing was walked (no head, no entry): the caller keeps its walk, so waiting for
+		// a stream's first entry costs no allowance.
+		s.walks.refund(req.principal.Actor())
 		return errorf(http.StatusNotFound, "unknown audit stream %q", stream)
 	case err != nil:
 		return &apiError{code: http.StatusServiceUnavailable, msg: "audit store unavailable; retry", cause: err}
