@@ -22,6 +22,7 @@ import (
 	"waooaw.dev/governance/shared/rules"
 	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
+	"waooaw.dev/governance/shared/store"
 )
 
 // Configuration the guardian reads besides GOOGLE_CLOUD_PROJECT.
@@ -60,8 +61,15 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		fs.Close()
 		return nil, fmt.Errorf("guardian: pubsub.NewClient: %w", err)
 	}
+	auditFS, err := store.NewAuditClient(ctx) // read only: its grant on that database is a viewer's
+	if err != nil {
+		ps.Close()
+		fs.Close()
+		return nil, fmt.Errorf("guardian: %w", err)
+	}
 	gcs, err := storage.NewClient(ctx)
 	if err != nil {
+		auditFS.Close()
 		ps.Close()
 		fs.Close()
 		return nil, fmt.Errorf("guardian: storage.NewClient: %w", err)
@@ -69,23 +77,25 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	src, closeSecrets, err := secrets.Open(ctx, secretsDir, project)
 	if err != nil {
 		gcs.Close()
+		auditFS.Close()
 		ps.Close()
 		fs.Close()
 		return nil, fmt.Errorf("guardian: %w", err)
 	}
 	pub := NewPublisher(ps)
 	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, Anchoring: &Anchoring{
-		Store: GCSAnchors{Bucket: gcs.Bucket(bucket)},
-		Key:   func(ctx context.Context) ([]byte, error) { return src.Get(ctx, AnchorKeySecret) },
-		Log:   env.Log,
+		AuditLog: auditFS,
+		Store:    GCSAnchors{Bucket: gcs.Bucket(bucket)},
+		Key:      func(ctx context.Context) ([]byte, error) { return src.Get(ctx, AnchorKeySecret) },
+		Log:      env.Log,
 	}})
 	if err != nil {
 		pub.Close()
-		return nil, startup.Permanent(errors.Join(err, closeSecrets(), gcs.Close(), ps.Close(), fs.Close()))
+		return nil, startup.Permanent(errors.Join(err, closeSecrets(), gcs.Close(), auditFS.Close(), ps.Close(), fs.Close()))
 	}
 	env.OnShutdown(func(context.Context) error {
 		pub.Close()
-		return errors.Join(closeSecrets(), gcs.Close(), ps.Close(), fs.Close())
+		return errors.Join(closeSecrets(), gcs.Close(), auditFS.Close(), ps.Close(), fs.Close())
 	})
 	return s, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"cloud.google.com/go/firestore"
+
 	"waooaw.dev/governance/shared/audit"
 	"waooaw.dev/governance/shared/events"
 )
@@ -30,7 +32,10 @@ const PlatformStream = "platform"
 
 // Anchoring is what the scheduled audit check needs.
 type Anchoring struct {
-	Store AnchorStore
+	// AuditLog is a client on the audit log's database (store.NewAuditClient); the
+	// guardian's own client when nil, as on the local stack where both are (default).
+	AuditLog *firestore.Client
+	Store    AnchorStore
 	// Key returns the signing key; it is read on every check, so a rotated secret is taken
 	// up at the next one (anchors signed before are then reported as not verifying).
 	Key func(ctx context.Context) ([]byte, error)
@@ -96,7 +101,11 @@ func (s *Server) checkOnce(ctx context.Context) (CheckReport, error) {
 			return rep, s.raise(ctx, b, at)
 		}
 	}
-	res, err := audit.CheckSince(ctx, s.fs, prev, at)
+	log := a.AuditLog
+	if log == nil {
+		log = s.fs
+	}
+	res, err := audit.CheckSince(ctx, log, prev, at)
 	if err != nil {
 		return CheckReport{}, fmt.Errorf("guardian: %w", err)
 	}
