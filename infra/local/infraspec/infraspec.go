@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -30,8 +32,42 @@ type Spec struct {
 	ServiceAccounts []ServiceAccount `yaml:"service_accounts"`
 	Secrets         []Secret         `yaml:"secrets"`
 	Workflows       []Workflow       `yaml:"workflows"`
+	Buckets         []Bucket         `yaml:"buckets"`
+	Schedules       []Schedule       `yaml:"schedules"`
 	Budget          Budget           `yaml:"budget"`
 	AuditLog        AuditLog         `yaml:"audit_log"`
+}
+
+// Bucket is a Cloud Storage bucket.
+type Bucket struct {
+	Name string `yaml:"name"`
+	// RetentionDays is the retention policy: no object is deleted or replaced younger.
+	RetentionDays int `yaml:"retention_days"`
+	// Creators are the service accounts that may create and read objects; nobody else is
+	// granted anything on the bucket.
+	Creators []string `yaml:"creators"`
+}
+
+// Schedule is a Cloud Scheduler job posting to a function's path.
+type Schedule struct {
+	Name     string `yaml:"name"`
+	Cron     string `yaml:"cron"` // UTC
+	Function string `yaml:"function"`
+	Path     string `yaml:"path"`
+}
+
+// Every is how often the schedule runs. The local stack runs schedules on a ticker, so only
+// crons of the form "*/N * * * *" (every N minutes) are taken.
+func (s Schedule) Every() (time.Duration, error) {
+	f := strings.Fields(s.Cron)
+	if len(f) == 5 && f[1] == "*" && f[2] == "*" && f[3] == "*" && f[4] == "*" {
+		if step, ok := strings.CutPrefix(f[0], "*/"); ok {
+			if n, err := strconv.Atoi(step); err == nil && n >= 1 && n <= 59 {
+				return time.Duration(n) * time.Minute, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("infraspec: schedule %s: cron %q: only \"*/N * * * *\" is supported", s.Name, s.Cron)
 }
 
 // Topic is a Pub/Sub topic with its Avro schema file.
@@ -210,6 +246,9 @@ func (s *Spec) check() error {
 			return err
 		}
 	}
+	if err := s.checkBucketsAndSchedules(fns, accounts); err != nil {
+		return err
+	}
 	if s.DeadLetter.MaxDeliveryAttempts < 5 || s.DeadLetter.MaxDeliveryAttempts > 100 {
 		return fmt.Errorf("infraspec: dead_letter.max_delivery_attempts %d outside Pub/Sub's 5..100", s.DeadLetter.MaxDeliveryAttempts)
 	}
@@ -351,4 +390,38 @@ func LoadRepo() (*Spec, string, error) {
 	}
 	s, err := Load(filepath.Join(root, RelPath))
 	return s, root, err
+}
+
+// checkBucketsAndSchedules refuses a bucket granted to an unknown account and a schedule the
+// local stack could not run or whose target has no URL.
+func (s *Spec) checkBucketsAndSchedules(fns map[string]Function, accounts map[string]bool) error {
+	buckets := map[string]bool{}
+	for _, b := range s.Buckets {
+		if b.Name == "" || buckets[b.Name] || b.RetentionDays < 0 {
+			return fmt.Errorf("infraspec: bucket %q: a unique name and a retention of 0 days or more are required", b.Name)
+		}
+		buckets[b.Name] = true
+		for _, c := range b.Creators {
+			if !accounts[c] {
+				return fmt.Errorf("infraspec: bucket %s: unknown service account %q", b.Name, c)
+			}
+		}
+	}
+	schedules := map[string]bool{}
+	for _, sc := range s.Schedules {
+		if sc.Name == "" || schedules[sc.Name] {
+			return fmt.Errorf("infraspec: schedule %q: a unique name is required", sc.Name)
+		}
+		schedules[sc.Name] = true
+		if f, ok := fns[sc.Function]; !ok || f.Trigger.Type != "http" {
+			return fmt.Errorf("infraspec: schedule %s: %q is not an http function", sc.Name, sc.Function)
+		}
+		if !strings.HasPrefix(sc.Path, "/") {
+			return fmt.Errorf("infraspec: schedule %s: path %q must start with /", sc.Name, sc.Path)
+		}
+		if _, err := sc.Every(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -155,6 +155,11 @@ func TestParseRefuses(t *testing.T) {
 		{"audit log writer public", "dead_letter: {max_delivery_attempts: 5}\nfunctions: [{name: gw, public: true, trigger: {type: http}}]\naudit_log: {database: audit, writer: gw}\n", "no public function may write"},
 		{"audit log reader unknown", wf + "audit_log: {database: audit, writer: sub, readers: [nobody]}\n", "unknown function"},
 		{"audit log writer also a reader", wf + "audit_log: {database: audit, writer: sub, readers: [sub]}\n", "is the writer"},
+		{"bucket for an unknown account", wf + "buckets: [{name: b1, retention_days: 1, creators: [nobody]}]\n", "unknown service account"},
+		{"bucket twice", wf + "buckets: [{name: b1}, {name: b1}]\n", "unique name"},
+		{"schedule of a pushed function", wf + "schedules: [{name: s, cron: '*/10 * * * *', function: sub, path: /x}]\n", "not an http function"},
+		{"schedule cron the stack cannot run", wf + "schedules: [{name: s, cron: '0 3 * * *', function: web, path: /x}]\n", "only"},
+		{"schedule path", wf + "schedules: [{name: s, cron: '*/10 * * * *', function: web, path: x}]\n", "must start with /"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

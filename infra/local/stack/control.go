@@ -30,6 +30,7 @@ type control struct {
 	order   []string
 	onGroup func(name string, pid int)
 	usage   http.Handler // the usage meter's, when the stack runs with one
+	sched   *scheduler   // GET /v1/schedules, POST /v1/schedules/{name}:run
 }
 
 func (c *control) handler() http.Handler {
@@ -67,6 +68,9 @@ func (c *control) handler() http.Handler {
 		}
 		writeControl(w, http.StatusOK, c.state(name))
 	})
+	if c.sched != nil {
+		c.sched.handle(mux)
+	}
 	if c.usage != nil {
 		mux.Handle("/v1/usage", c.usage)
 		mux.Handle("/v1/usage:reset", c.usage)

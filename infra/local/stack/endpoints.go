@@ -25,6 +25,8 @@ type Endpoints struct {
 	JWKS      string            `json:"jwks,omitempty"`
 	// Control stops and starts functions (GET /v1/functions, POST /v1/functions/{name}:stop|:start).
 	Control string `json:"control,omitempty"`
+	// Storage is the local Cloud Storage (host:port, STORAGE_EMULATOR_HOST).
+	Storage string `json:"storage,omitempty"`
 }
 
 // Pids is the content of pids.json.

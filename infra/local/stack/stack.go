@@ -284,6 +284,14 @@ func (r *run) start(ctx context.Context) error {
 	if err := ensureSecrets(secretsDir, issuer); err != nil {
 		return err
 	}
+	if err := ensureAnchorKey(secretsDir); err != nil {
+		return err
+	}
+	gcs, err := r.startStorage(spec, ports)
+	if err != nil {
+		return err
+	}
+	r.onStop(func() { gcs.Close() })
 
 	// The Workflows emulator's address is fixed before anything starts: functions are given
 	// it, and callbacks it hands out name it.
@@ -296,7 +304,7 @@ func (r *run) start(ctx context.Context) error {
 		fmt.Fprintf(out, "  warning     port %d of the last run's Workflows emulator is taken; callback URLs recorded before name it\n", lost)
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wfURL}
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wfURL, Storage: gcs.Host()}
 	fsHost, psHost := emu.FirestoreHost, emu.PubSubHost
 	var m *meter.Meter
 	if r.o.Meter {
@@ -320,6 +328,7 @@ func (r *run) start(ctx context.Context) error {
 		"WAOOAW_JWKS_URL":         jwksURL,
 		"WAOOAW_SECRETS_DIR":      secretsDir,
 		"WAOOAW_WORKFLOWS_URL":    wfURL,
+		"STORAGE_EMULATOR_HOST":   gcs.Host(),
 	}
 	ctl := &control{ctx: ctx, fns: map[string]*proc{}, onGroup: r.setGroup}
 	for _, fn := range fns {
@@ -394,6 +403,11 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("stack: %w", err)
 	}
 
+	// Schedules start once everything they reach is up.
+	if ctl.sched, err = newScheduler(spec, ep.Functions, out); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	ctl.sched.start(ctx)
 	ctlSrv, ctlURL, err := serveControl(ctl)
 	if err != nil {
 		return err
@@ -424,7 +438,8 @@ func (r *run) start(ctx context.Context) error {
 	if r.o.Clock == workflows.ClockVirtual {
 		fmt.Fprintf(out, "              move the clock: curl -X POST -d '{\"seconds\":3600}' %s/emulator/v1/clock:advance\n", ep.Workflows)
 	}
-	fmt.Fprintf(out, "  control     %-26s GET /v1/functions, POST /v1/functions/{name}:stop|:start\n", ep.Control)
+	fmt.Fprintf(out, "  control     %-26s GET /v1/functions, POST /v1/functions/{name}:stop|:start, POST /v1/schedules/{name}:run\n", ep.Control)
+	fmt.Fprintf(out, "  storage     %-26s STORAGE_EMULATOR_HOST, %d buckets in %s; %d schedules\n", ep.Storage, len(spec.Buckets), filepath.Join(r.o.StateDir, StorageDir), len(spec.Schedules))
 	fmt.Fprintf(out, "  endpoints   %s\n", filepath.Join(r.o.StateDir, EndpointsFile))
 	fmt.Fprintf(out, "  token       go run ./infra/local/cmd/waooaw-local token -role governor -subject me -engagement eng-1\n")
 	return nil

@@ -30,7 +30,9 @@ const (
 // clearState removes what --fresh starts without: Firestore's export, the workflows and
 // executions with their virtual clock, and the remembered ports.
 func (r *run) clearState() error {
-	for _, rel := range []string{filepath.Dir(FirestoreExportDir), WorkflowsDir, PortsFile} {
+	// The audit anchors (storage) go with the Firestore data they anchor: kept alone, the
+	// next check would find every anchored stream vanished.
+	for _, rel := range []string{filepath.Dir(FirestoreExportDir), WorkflowsDir, PortsFile, StorageDir} {
 		if err := os.RemoveAll(filepath.Join(r.o.StateDir, rel)); err != nil {
 			return fmt.Errorf("stack: fresh start: %w", err)
 		}
