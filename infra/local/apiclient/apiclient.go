@@ -130,6 +130,13 @@ func (c *Client) CreateEngagement(ctx context.Context, engagement, governor stri
 		map[string]string{"engagement_id": engagement, "governor": governor}, nil)
 }
 
+// BindClient lets a webhook client post for an engagement (admin): 201 when it was not
+// bound, 200 when it was. The gateway answers once it enforces the binding.
+func (c *Client) BindClient(ctx context.Context, engagement, client string) (int, error) {
+	return c.do(ctx, http.MethodPost, c.Gateway+"/v1/engagements/"+url.PathEscape(engagement)+"/clients", nil,
+		map[string]string{"client_id": client}, nil)
+}
+
 // Submitted is the answer to a new agent request.
 type Submitted struct {
 	RequestID string `json:"request_id"`

@@ -48,6 +48,10 @@ func newParty(t testing.TB, ctx context.Context) party {
 	if code, err := p.admin.CreateEngagement(ctx, p.eng, gov); err != nil || code != http.StatusCreated {
 		t.Fatalf("create engagement %s: %d %v", p.eng, code, err)
 	}
+	// The stack's webhook client reports the engagement's agents' health.
+	if code, err := p.admin.BindClient(ctx, p.eng, l.WebhookClient); err != nil || code != http.StatusCreated {
+		t.Fatalf("bind %s to %s: %d %v", l.WebhookClient, p.eng, code, err)
+	}
 	return p
 }
 

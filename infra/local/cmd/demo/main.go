@@ -76,7 +76,10 @@ func run(out io.Writer) error {
 	if _, err := admin.CreateEngagement(ctx, engagement, governor); err != nil {
 		return fmt.Errorf("create engagement: %w", err)
 	}
-	say("engagement %s, Governor %s", engagement, governor)
+	if _, err := admin.BindClient(ctx, engagement, l.WebhookClient); err != nil {
+		return fmt.Errorf("bind the webhook client: %w", err)
+	}
+	say("engagement %s, Governor %s, health reported by client %s", engagement, governor, l.WebhookClient)
 	// The governor policy reads engagements as data; give it its few seconds.
 	time.Sleep(500 * time.Millisecond)
 
@@ -142,6 +145,11 @@ func run(out io.Writer) error {
 		var err error
 		if entries, err = gov.Entries(ctx, engagement, 0); err != nil {
 			return false, err
+		}
+		// A verify walks the whole stream and each caller has a few walks a minute: walk
+		// once the saga's last entry is there.
+		if !hasAction(entries, "undo_stage_3_genesis_certification") {
+			return false, nil
 		}
 		if rep, err = gov.Verify(ctx, engagement); err != nil {
 			return false, err
