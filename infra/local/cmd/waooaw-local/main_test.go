@@ -432,6 +432,21 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		stream := "eng-hook-" + strconv.Itoa(os.Getpid())
+		// The stack's client starts bound to nothing: an admin binds it to the engagement.
+		admin, err := exec.Command(bin, "token", "-root", root, "-state", state, "-role", "admin", "-subject", "admin-1").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bind, _ := http.NewRequest(http.MethodPost, ep.Gateway+"/v1/engagements/"+stream+"/clients", strings.NewReader(`{"client_id":"`+stack.WebhookClient+`"}`))
+		bind.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(admin)))
+		bound, err := http.DefaultClient.Do(bind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound.Body.Close()
+		if bound.StatusCode != http.StatusCreated {
+			t.Fatalf("binding %s to %s answered %s", stack.WebhookClient, stream, bound.Status)
+		}
 		body := []byte(`{"agent_id":"agent-1","engagement_id":"` + stream + `","status":"degraded","check_type":"http","observed_at":"2026-11-26T10:00:00Z"}`)
 		req, _ := http.NewRequest(http.MethodPost, ep.Gateway+"/v1/webhooks/health", bytes.NewReader(body))
 		auth.SignWebhook(req.Header, stack.WebhookClient, secret, body, time.Now())
