@@ -200,6 +200,7 @@ var allowedTypes = map[string][]string{
 	"resource": {
 		"google_billing_budget",
 		"google_cloud_run_service_iam_member",
+		"google_cloud_scheduler_job",
 		"google_cloudfunctions2_function",
 		"google_firestore_database",
 		"google_firestore_field",
@@ -215,6 +216,7 @@ var allowedTypes = map[string][]string{
 		"google_service_account",
 		"google_service_account_iam_member",
 		"google_storage_bucket",
+		"google_storage_bucket_iam_member",
 		"google_storage_bucket_object",
 		"google_workflows_workflow",
 	},
