@@ -265,6 +265,11 @@ func (s *Server) buildEvents(req *request, k kind, b body, data []byte) ([]ledge
 		env   events.Envelope
 	}{{k.topic, ev}, {events.TopicAuditEvents, au}} {
 		if _, err := events.Encode(m.topic, m.env); err != nil {
+			var idErr *events.IDError
+			if errors.As(err, &idErr) {
+				// An id Pub/Sub could not carry as a key or attribute is the caller's to fix.
+				return nil, &apiError{code: http.StatusBadRequest, msg: fmt.Sprintf("%s is %d bytes, more than %d", idErr.Field, idErr.Len, events.MaxIDLen), cause: err}
+			}
 			return nil, fmt.Errorf("build %s event: %w", m.topic, err)
 		}
 	}

@@ -95,6 +95,7 @@ func TestWebhookRejections(t *testing.T) {
 		{"too large, chunked", chunked, 413, "body over 262144 bytes"},
 		{"wrong method", func() *http.Request { r, _ := http.NewRequest(http.MethodGet, url("health"), nil); return r }(), 405, "method GET not allowed; use POST"},
 		{"bad correlation id", badCorr, 400, "header X-Correlation-Id"},
+		{"an agent id too long for a key", h.webhook("health", healthBody(strings.Repeat("a", 2048), "eng-1", "healthy")), 400, "agent_id is 2048 bytes, more than 256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -483,7 +483,8 @@ func TestRun(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{} // decision id -> outcome
+		want := map[string]string{} // decision id -> the outcome of the answer it is part of
+		var answers [][]string      // the decision ids of each answer
 		for _, c := range []struct {
 			role, outcome string
 			status        int
@@ -513,11 +514,16 @@ func TestRun(t *testing.T) {
 			if err != nil || resp.StatusCode != c.status || body.Error.Code != c.status || !strings.Contains(body.Error.Message, c.message) {
 				t.Fatalf("%s: %s %+v (%v), want %d %q", c.role, resp.Status, body, err, c.status, c.message)
 			}
-			id := resp.Header.Get("X-Waooaw-Decision-Id")
-			if id == "" {
+			header := resp.Header.Get("X-Waooaw-Decision-Id")
+			if header == "" {
 				t.Fatalf("%s: no decision id on the answer", c.role)
 			}
-			want[id] = c.outcome
+			// One id per policy asked (rbac, data_scope): an allowed answer needs every one to
+			// allow, a refused one at least one to deny.
+			for _, id := range strings.Split(header, ",") {
+				want[id] = c.outcome
+			}
+			answers = append(answers, strings.Split(header, ","))
 		}
 		got := map[string]string{}
 		var mu sync.Mutex
@@ -547,9 +553,22 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for id, outcome := range want {
-			if got[id] != outcome {
-				t.Errorf("decision %s: attested %q, answered %q", id, got[id], outcome)
+		for _, ids := range answers {
+			outcome := want[ids[0]]
+			denies := 0
+			for _, id := range ids {
+				switch got[id] {
+				case "":
+					t.Errorf("decision %s was never attested", id)
+				case "deny":
+					denies++
+				}
+				if outcome == "allow" && got[id] != "allow" {
+					t.Errorf("decision %s of an allowed answer: attested %q", id, got[id])
+				}
+			}
+			if outcome == "deny" && denies == 0 {
+				t.Errorf("refused answer %v: no decision attested deny (%v)", ids, got)
 			}
 		}
 	})
