@@ -79,6 +79,13 @@ type harness struct {
 	skew atomic.Int64
 	// meter, with withMeteredAuditLog, counts what the gateway reads of the audit log.
 	meter *meter.Meter
+	// wrapSecrets, with withSecrets, stands between the gateway and the secrets folder.
+	wrapSecrets func(secrets.Source) secrets.Source
+}
+
+// withSecrets puts wrap around the secrets folder the gateway reads keys from.
+func withSecrets(wrap func(secrets.Source) secrets.Source) harnessOption {
+	return func(h *harness) { h.wrapSecrets = wrap }
 }
 
 type harnessOption func(*harness)
@@ -153,6 +160,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		h.opts.AuditLog = fs
 	}
 	h.opts.Secrets = secrets.Dir(h.dir)
+	if h.wrapSecrets != nil {
+		h.opts.Secrets = h.wrapSecrets(h.opts.Secrets)
+	}
 	h.opts.Tokens = verifier
 	switch {
 	case h.logTo != nil:
