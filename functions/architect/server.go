@@ -79,8 +79,8 @@ func New(o Options) (*Server, error) {
 			Actor: "systems_architect", Source: "//waooaw/architect",
 		},
 	}
-	s.mux.HandleFunc("POST /v1/stages/"+StageName, s.review)
-	s.mux.HandleFunc("POST /v1/undo/"+StageName, s.undo)
+	s.mux.HandleFunc("POST /v1/stages/"+StageName, agentreq.Handler(s.reviewOnce))
+	s.mux.HandleFunc("POST /v1/undo/"+StageName, agentreq.Handler(s.undoOnce))
 	return s, nil
 }
 
@@ -109,20 +109,6 @@ type Undone struct {
 type trace struct {
 	ConnectorCatalogue []rules.Trace `json:"connector_catalogue"`
 	ArchitectureReview rules.Trace   `json:"architecture_review"`
-}
-
-func (s *Server) review(w http.ResponseWriter, r *http.Request) {
-	var c agentreq.Call
-	if err := agentreq.Decode(r, &c); err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	res, err := s.reviewOnce(r.Context(), c)
-	if err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	agentreq.WriteRaw(w, res.Answer)
 }
 
 // reviewOnce reviews the call's spec and records the verdict once per (request, round).
@@ -201,29 +187,13 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 			default:
 				return fmt.Errorf("architect: rules: outcome %q is not one stage 4 answers", outcome)
 			}
-			if agentreq.Terminal(req.Status) {
-				status = req.Status // a terminal status never changes; say what it is
-			}
+			status = agentreq.FinalStatus(req.Status, status)
 			rec.Outcome, rec.Reasons, rec.Trace, rec.Status = outcome, v.Reasons, traceJSON, status
 			rec.Stage = &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, At: c.At, Round: c.Round}
 			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, Status: status, Trace: traceJSON}
 			return nil
 		},
 	})
-}
-
-func (s *Server) undo(w http.ResponseWriter, r *http.Request) {
-	var c agentreq.Call
-	if err := agentreq.Decode(r, &c); err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	res, err := s.undoOnce(r.Context(), c)
-	if err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	agentreq.WriteRaw(w, res.Answer)
 }
 
 // undoOnce releases every agent name the request holds and records the undo once.

@@ -461,7 +461,7 @@ func (s *Server) closeApproval(w http.ResponseWriter, r *http.Request) {
 			}
 			closed = &cur
 			s.project(rec, cur, cl, seedNote)
-			rec.Answer = CloseAnswer{ApprovalID: id, Decision: cl.decision, DecidedBy: cl.decidedBy, Status: finalStatus(req.Status, rec.Status)}
+			rec.Answer = CloseAnswer{ApprovalID: id, Decision: cl.decision, DecidedBy: cl.decidedBy, Status: agentreq.FinalStatus(req.Status, rec.Status)}
 			return nil
 		},
 	})

@@ -72,7 +72,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) {
 		Event: "finished", Action: c.Step, Outcome: c.Status, Reasons: []string{reason},
 		Status: c.Status, Reason: reason,
 		Also: func(_ context.Context, _ *firestore.Transaction, cur *agentreq.Request, rec *agentreq.Record) error {
-			rec.Answer = FinishAnswer{RequestID: id, Status: finalStatus(cur.Status, c.Status)}
+			rec.Answer = FinishAnswer{RequestID: id, Status: agentreq.FinalStatus(cur.Status, c.Status)}
 			return nil
 		},
 	})

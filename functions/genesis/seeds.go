@@ -158,7 +158,7 @@ func (s *Server) governorApproval(w http.ResponseWriter, r *http.Request) {
 				v.ApprovalID, v.TimeoutSeconds, v.OnTimeout, v.Deadline = cur.ApprovalID, cur.TimeoutSeconds, cur.OnTimeout, cur.Deadline
 				rec.Approval = cur.Ref()
 			}
-			v.Status = finalStatus(req.Status, want)
+			v.Status = agentreq.FinalStatus(req.Status, want)
 			rec.Outcome, rec.Reasons, rec.Status, rec.Answer = v.Outcome, v.Reasons, want, v
 			rec.Stage = &agentreq.StageEntry{Stage: stage, Name: v.Name, Outcome: v.Outcome, Reasons: v.Reasons, At: c.At, Round: c.Round}
 			return nil

@@ -118,12 +118,3 @@ func errorBody(code int, msg string) any {
 func badCall(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", agentreq.ErrBadCall, fmt.Sprintf(format, args...))
 }
-
-// finalStatus is the status a request is left in when a change asks for want: a terminal
-// status never changes, and "" keeps the current one.
-func finalStatus(current, want string) string {
-	if want == "" || agentreq.Terminal(current) {
-		return current
-	}
-	return want
-}

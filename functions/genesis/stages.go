@@ -75,7 +75,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request, stage int, d
 			req.RevisionCallback = d.revisionCallback
 		}
 		v := v
-		v.Status = finalStatus(req.Status, d.status)
+		v.Status = agentreq.FinalStatus(req.Status, d.status)
 		rec.Answer = v
 		return nil
 	}

@@ -76,8 +76,8 @@ func New(o Options) (*Server, error) {
 			Actor: "vision_guardian", Source: "//waooaw/guardian",
 		},
 	}
-	s.mux.HandleFunc("POST /v1/stages/"+StageName, s.review)
-	s.mux.HandleFunc("POST /v1/undo/"+StageName, s.undo)
+	s.mux.HandleFunc("POST /v1/stages/"+StageName, agentreq.Handler(s.reviewOnce))
+	s.mux.HandleFunc("POST /v1/undo/"+StageName, agentreq.Handler(s.undoOnce))
 	if a := o.Anchoring; a != nil {
 		if a.Store == nil || a.Key == nil {
 			return nil, errors.New("guardian: Anchoring needs a Store and a Key")
@@ -106,20 +106,6 @@ type Withdrawn struct {
 	Outcome string `json:"outcome"`
 	Rounds  []int  `json:"rounds"` // the rounds whose verdicts were withdrawn
 	Status  string `json:"status"`
-}
-
-func (s *Server) review(w http.ResponseWriter, r *http.Request) {
-	var c agentreq.Call
-	if err := agentreq.Decode(r, &c); err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	res, err := s.reviewOnce(r.Context(), c)
-	if err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	agentreq.WriteRaw(w, res.Answer)
 }
 
 // reviewOnce reviews the call's spec and records the verdict once per (request, round).
@@ -156,28 +142,10 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 		Stage:  &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, At: c.At, Round: c.Round},
 		Status: status,
 		Also: func(_ context.Context, _ *firestore.Transaction, req *agentreq.Request, rec *agentreq.Record) error {
-			st := status
-			if agentreq.Terminal(req.Status) {
-				st = req.Status // a terminal status never changes; say what it is
-			}
-			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, Status: st, Trace: trace}
+			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, Status: agentreq.FinalStatus(req.Status, status), Trace: trace}
 			return nil
 		},
 	})
-}
-
-func (s *Server) undo(w http.ResponseWriter, r *http.Request) {
-	var c agentreq.Call
-	if err := agentreq.Decode(r, &c); err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	res, err := s.undoOnce(r.Context(), c)
-	if err != nil {
-		agentreq.WriteError(w, err)
-		return
-	}
-	agentreq.WriteRaw(w, res.Answer)
 }
 
 // undoOnce withdraws the request's ethics clearance: its stage-5 verdicts are marked

@@ -207,12 +207,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, c deploymentCa
 				return err
 			}
 			onRound(rec, req.Round)
-			status := agentreq.StatusDeployed
-			if agentreq.Terminal(req.Status) {
-				status = req.Status
-			}
 			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: OutcomeDeployed, Reasons: []string{},
-				Status: status, AgentID: cur.AgentID, State: StateLive}
+				Status: agentreq.FinalStatus(req.Status, agentreq.StatusDeployed), AgentID: cur.AgentID, State: StateLive}
 			return nil
 		},
 	})

@@ -1,6 +1,7 @@
 package agentreq
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,24 @@ func (c Call) Check(needRound bool) error {
 		return fmt.Errorf("%w: at %q is not an RFC 3339 time", ErrBadCall, c.At)
 	}
 	return nil
+}
+
+// Handler answers a workflow's call: the body decoded into a Call, handled, and the stored
+// answer written (or the error, as WriteError maps it).
+func Handler(handle func(context.Context, Call) (Result, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var c Call
+		if err := Decode(r, &c); err != nil {
+			WriteError(w, err)
+			return
+		}
+		res, err := handle(r.Context(), c)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		WriteRaw(w, res.Answer)
+	}
 }
 
 // WriteJSON answers v with code.

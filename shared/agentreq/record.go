@@ -163,6 +163,16 @@ func (r *Recorder) Record(ctx context.Context, rec Record) (Result, error) {
 	return res, nil
 }
 
+// FinalStatus is the status a request ends with when a record asks for next: next, unless
+// it is empty or the request's current status is terminal. A call's answer says this status,
+// so a late call reports what the request really is.
+func FinalStatus(current, next string) string {
+	if next == "" || Terminal(current) {
+		return current
+	}
+	return next
+}
+
 // apply changes the projection as rec says; a terminal status is kept.
 func apply(req *Request, rec Record) {
 	if rec.Stage != nil {
@@ -180,8 +190,8 @@ func apply(req *Request, rec Record) {
 		a := *rec.Approval
 		req.Approval = &a
 	}
-	if rec.Status != "" && !Terminal(req.Status) {
-		req.Status = rec.Status
+	if status := FinalStatus(req.Status, rec.Status); status != req.Status {
+		req.Status = status
 		if rec.Reason != "" {
 			req.Reason = rec.Reason
 		}
