@@ -74,6 +74,7 @@ const (
 	TopicAuditEvents        = "audit_events"
 	TopicSLOBreach          = "slo_breach"
 	TopicBudgetAlerts       = "budget_alerts"
+	TopicSpendEvents        = "spend_events"
 )
 
 // OrderingKeys names, per topic, the field whose value becomes the Pub/Sub ordering key:
@@ -86,6 +87,7 @@ var OrderingKeys = map[string]string{
 	TopicAuditEvents:        "data.stream",
 	TopicSLOBreach:          "data.service",
 	TopicBudgetAlerts:       "",
+	TopicSpendEvents:        "",
 }
 
 // OrderingShards names the topics whose ordering key is not the field's value itself but

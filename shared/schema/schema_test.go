@@ -8,7 +8,7 @@ import (
 )
 
 func TestEveryTopicHasASchema(t *testing.T) {
-	want := []string{"approvals", "audit_events", "budget_alerts", "decisions", "health_events", "policy_attestations", "slo_breach"}
+	want := []string{"approvals", "audit_events", "budget_alerts", "decisions", "health_events", "policy_attestations", "slo_breach", "spend_events"}
 	got := Default().Topics()
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("topics = %v, want %v", got, want)
