@@ -1,7 +1,10 @@
 # budget: the platform's budget state (given, or derived from spend_ratio with
 # the budget_thresholds table's ratios in data.platform.budget) and the
 # per-agent and per-execution caps. Governance agents, Governor decisions and
-# escalations run in every state.
+# escalations run in every state. The state is the caller's input.budget when
+# it sends one, else data.platform.budget_state: the budget guard's Firestore
+# document, which enforcement points keep in their data with a listener
+# (shared/budget), so every route is decided on the platform's current state.
 package waooaw.budget
 
 import data.waooaw.lib
@@ -10,7 +13,9 @@ caps := data.platform.budget
 
 default spend := {}
 
-spend := input.budget
+spend := input.budget if {
+	input.budget
+} else := data.platform.budget_state
 
 default cost := 0
 

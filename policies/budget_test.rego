@@ -72,3 +72,23 @@ test_missing_budget_is_normal if {
 	d := budget.decision with input as {"subject": worker, "action": "read"}
 	d.reasons == ["budget normal"]
 }
+
+test_state_from_platform_data_when_input_has_none if {
+	halted := {"state": "halted", "spend_usd": 101, "interval_start": "2026-12-01T00:00:00Z"}
+	d := budget.decision with input as {"subject": worker, "action": "execute"}
+		with data.platform.budget_state as halted
+	d.reasons == ["budget halted: only governance agents and Governor escalations may run"]
+	budget.allow with input as {"subject": {"id": "gov-1", "role": "governor"}, "action": "escalate"}
+		with data.platform.budget_state as halted
+	budget.allow with input as {"subject": {"id": "vision_guardian", "type": "agent"}, "action": "deploy"}
+		with data.platform.budget_state as halted
+}
+
+test_input_budget_overrides_platform_data if {
+	d := budget.decision with input as req(worker, "execute", {"state": "normal"})
+		with data.platform.budget_state as {"state": "halted"}
+	d.reasons == ["budget normal"]
+	s := budget.decision with input as {"subject": worker, "action": "execute", "resource": {"critical": true}}
+		with data.platform.budget_state as {"state": "suspended"}
+	s.reasons == ["budget suspended: critical work continues"]
+}
