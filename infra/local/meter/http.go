@@ -138,11 +138,14 @@ func (h *functionMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := &countingWriter{ResponseWriter: w}
 	key := h.pathKey(r)
+	start := time.Now()
 	h.rp.ServeHTTP(out, r)
+	took := time.Since(start)
 
 	p := h.prefix + "paths." + key + "."
 	d := map[string]int64{
 		h.prefix + "invocations": 1, h.prefix + "request_bytes": in.n, h.prefix + "response_bytes": out.n,
+		h.prefix + "billed_ms": billedMillis(took),
 	}
 	if out.status >= 500 {
 		d[h.prefix+"errors"] = 1
@@ -159,6 +162,13 @@ func (h *functionMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d[k] += v
 	}
 	h.m.addMap(d)
+}
+
+// billedMillis is a request's time as Cloud Run functions bill it: rounded up to the next
+// 100 ms. Measured at the proxy, it includes the loopback hop, which only rounds up.
+func billedMillis(d time.Duration) int64 {
+	const unit = 100 * time.Millisecond
+	return int64((d+unit-1)/unit) * unit.Milliseconds()
 }
 
 func isJSON(ct string) bool {

@@ -49,6 +49,7 @@
 //	pubsub.calls.<Method>           RPCs by method
 //	pubsub.errors.<Method>          RPCs that ended with an error
 //	http.<function>.{invocations,request_bytes,response_bytes,errors}
+//	http.<function>.billed_ms       request time, each request rounded up to 100 ms
 //	http.<function>.paths.<pattern>.{invocations,request_bytes,response_bytes}
 //	workflows.{executions,steps,internal_steps,external_steps,http_calls,external_http_calls,callback_waits}
 //
