@@ -39,6 +39,9 @@ type Record struct {
 	Outcome string
 	Reasons []string
 	Trace   json.RawMessage // the decision table's trace, stored and audited
+	// AuditContext adds to the audit entry's context (an AI review's model, tokens and cost);
+	// the keys Record sets itself win.
+	AuditContext map[string]string
 
 	// What the projection gains.
 	Stage        *StageEntry
@@ -225,7 +228,11 @@ func (r *Recorder) auditData(rec Record, stream string) ([]byte, error) {
 	if actorType == "" {
 		actorType = "agent"
 	}
-	ctx := map[string]string{"request_id": rec.RequestID, "round": strconv.Itoa(rec.Round)}
+	ctx := make(map[string]string, len(rec.AuditContext)+8)
+	for k, v := range rec.AuditContext {
+		ctx[k] = v
+	}
+	ctx["request_id"], ctx["round"] = rec.RequestID, strconv.Itoa(rec.Round)
 	if rec.Outcome != "" {
 		ctx["outcome"] = rec.Outcome
 	}

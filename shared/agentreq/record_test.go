@@ -49,9 +49,11 @@ func stageRecord(id string, outcome, status string) agentreq.Record {
 		At: "2026-12-01T10:00:00Z", Event: "stage", Action: agentreq.StepNames[2], Outcome: outcome,
 		Reasons: []string{"section integrations is missing or empty"},
 		Trace:   json.RawMessage(`{"table":"way_of_working"}`),
-		Stage:   &agentreq.StageEntry{Stage: 2, Name: "way_of_working", Outcome: outcome, Reasons: []string{"gap"}, At: "2026-12-01T10:00:00Z", Round: 1},
-		Status:  status,
-		Answer:  map[string]any{"outcome": outcome},
+		// A caller's context is added; it cannot replace what the record itself says.
+		AuditContext: map[string]string{"ai_model": "m-1", "request_id": "another"},
+		Stage:        &agentreq.StageEntry{Stage: 2, Name: "way_of_working", Outcome: outcome, Reasons: []string{"gap"}, At: "2026-12-01T10:00:00Z", Round: 1},
+		Status:       status,
+		Answer:       map[string]any{"outcome": outcome},
 	}
 }
 
@@ -108,7 +110,7 @@ func TestRecordOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		if p.Stream != "eng-1" || p.Action != "stage_2_way_of_working" || p.Result != "revise" ||
-			p.Context["trace"] != `{"table":"way_of_working"}` || p.Context["request_id"] != "req-1" {
+			p.Context["trace"] != `{"table":"way_of_working"}` || p.Context["request_id"] != "req-1" || p.Context["ai_model"] != "m-1" {
 			t.Errorf("audit data = %+v", p)
 		}
 		if env.Time != "2026-12-01T10:00:00Z" || env.CorrelationID != "req-1" {
