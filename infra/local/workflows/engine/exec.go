@@ -13,14 +13,20 @@ import (
 	"waooaw.dev/governance/infra/local/workflows/stdlib"
 )
 
-// Per-execution limits: Google's, except MaxHistory, the emulator's own
-// cap on the step entries it keeps.
+// Per-execution limits: Google's, except MaxHistory and MaxLogs, the emulator's
+// own caps on the step entries and sys.log lines it keeps. An execution's whole
+// state is written again at every wait, so what it keeps for reading stays small.
 const (
 	MaxSteps       = 100000
 	MaxMemory      = 512 * 1024
 	MaxCallDepth   = 20
 	MaxConcurrency = 20 // branches or iterations of one parallel step at once
 	MaxHistory     = 1000
+	// MaxLogs keeps a whole agent creation's lines (one per stage transition, a few
+	// dozen even with revisions and a compensation) with room to spare.
+	MaxLogs = 100
+	// MaxLogText bounds one kept line; a longer one is cut.
+	MaxLogText     = 1024
 	DefaultTimeout = 43200 // seconds an await_callback waits by default
 )
 
@@ -243,6 +249,31 @@ func (x *Exec) routine(t *Thread) string {
 	return "main"
 }
 
+// topStep names the step of main's own list that t runs under: main's body is the
+// second frame of the first thread, and its PC is already past the step running.
+func (x *Exec) topStep(t *Thread) string {
+	for t.Parent >= 0 {
+		p := x.thread(t.Parent)
+		if p == nil {
+			return ""
+		}
+		t = p
+	}
+	if len(t.Stack) < 2 || t.Stack[0].Kind != fCall || t.Stack[0].Sub != "main" || t.Stack[1].Kind != fBlock {
+		return ""
+	}
+	f := t.Stack[1]
+	l := x.Prog.Lists[f.Index]
+	if f.PC < 1 || f.PC > len(l.Steps) {
+		return ""
+	}
+	name := x.Prog.Steps[l.Steps[f.PC-1]].Name
+	if i := strings.IndexByte(name, '#'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
 func (x *Exec) record(t *Thread, s *lang.Step) {
 	x.St.StepCount++
 	if strings.IndexByte(s.Name, '#') >= 0 {
@@ -251,7 +282,7 @@ func (x *Exec) record(t *Thread, s *lang.Step) {
 		return
 	}
 	x.St.Billed++
-	h := StepEntry{Seq: x.St.StepCount, Step: s.Name, Routine: x.routine(t), Time: x.Host.Now().UnixNano()}
+	h := StepEntry{Seq: x.St.StepCount, Step: s.Name, Routine: x.routine(t), Time: x.Host.Now().UnixNano(), Top: x.topStep(t)}
 	if len(x.St.History) >= MaxHistory {
 		copy(x.St.History, x.St.History[MaxHistory/2:])
 		x.St.History = x.St.History[:len(x.St.History)-MaxHistory/2]

@@ -215,6 +215,17 @@ type StepEntry struct {
 	Step    string `json:"s"`
 	Routine string `json:"r"`
 	Time    int64  `json:"t"`
+	// Top is the step of main the entry ran under (itself, for a step of main's own
+	// list), so that a history reads as main reads: stage by stage.
+	Top string `json:"g,omitempty"`
+}
+
+// LogEntry is one sys.log call, kept for the UI.
+type LogEntry struct {
+	Seq      int64  `json:"n"` // the step count when it was written
+	Time     int64  `json:"t"`
+	Severity string `json:"sv,omitempty"`
+	Text     string `json:"x"`
 }
 
 // State is everything an execution needs to continue.
@@ -224,6 +235,7 @@ type State struct {
 	StepCount int64                `json:"sc"`
 	Callbacks map[string]*Callback `json:"cbs,omitempty"`
 	History   []StepEntry          `json:"h,omitempty"`
+	Logs      []LogEntry           `json:"lg,omitempty"` // the last MaxLogs sys.log lines
 	// Outcome, once finished.
 	Done    bool            `json:"done,omitempty"`
 	Failed  bool            `json:"failed,omitempty"`

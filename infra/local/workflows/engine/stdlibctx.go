@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"waooaw.dev/governance/infra/local/workflows/lang"
@@ -27,10 +28,19 @@ func (x *Exec) Log(severity string, v any) {
 	if !ok {
 		s = lang.Repr(v)
 	}
+	text := s
+	if len(text) > MaxLogText {
+		text = strings.ToValidUTF8(text[:MaxLogText], "")
+	}
 	if len(s) > 512 {
 		s = s[:512]
 	}
 	x.St.LastLog = severity + ": " + s
+	if len(x.St.Logs) >= MaxLogs {
+		n := copy(x.St.Logs, x.St.Logs[len(x.St.Logs)-MaxLogs+1:])
+		x.St.Logs = x.St.Logs[:n]
+	}
+	x.St.Logs = append(x.St.Logs, LogEntry{Seq: x.St.StepCount, Time: x.Host.Now().UnixNano(), Severity: severity, Text: text})
 	x.Host.Log(severity, v)
 }
 

@@ -85,17 +85,19 @@ func (x *Exec) CurrentSteps() []TraceElem {
 			if t.Wait.Kind == WJoin {
 				continue
 			}
-			out = append(out, TraceElem{Step: x.Prog.Steps[t.Wait.Step].Name, Routine: x.routine(t)})
+			st := x.Prog.Steps[t.Wait.Step]
+			out = append(out, TraceElem{Step: st.Name, Routine: x.routine(t), Line: st.Line})
 			continue
 		}
 		for i := len(t.Stack) - 1; i >= 0; i-- {
 			f := t.Stack[i]
 			if f.Kind == fBlock && f.PC > 0 {
-				name := x.Prog.Steps[x.Prog.Lists[f.Index].Steps[f.PC-1]].Name
+				st := x.Prog.Steps[x.Prog.Lists[f.Index].Steps[f.PC-1]]
+				name := st.Name
 				if j := strings.IndexByte(name, '#'); j >= 0 {
 					name = name[:j]
 				}
-				out = append(out, TraceElem{Step: name, Routine: x.routine(t)})
+				out = append(out, TraceElem{Step: name, Routine: x.routine(t), Line: st.Line})
 				break
 			}
 		}
@@ -168,6 +170,20 @@ func (x *Exec) Runnable() bool {
 		}
 	}
 	return false
+}
+
+// CallbackWait says which step awaits callback c and until when (unix nanos, 0 for
+// no deadline); ok is false while no thread awaits it.
+func (x *Exec) CallbackWait(c *Callback) (step TraceElem, until int64, ok bool) {
+	if c.Waiter < 0 {
+		return TraceElem{}, 0, false
+	}
+	t := x.thread(c.Waiter)
+	if t == nil || t.Wait == nil || t.Wait.Kind != WCallback || t.Wait.Callback != c.ID {
+		return TraceElem{}, 0, false
+	}
+	st := x.Prog.Steps[t.Wait.Step]
+	return TraceElem{Step: st.Name, Routine: x.routine(t), Line: st.Line}, t.Wait.Until, true
 }
 
 // PendingCallbacks lists callbacks created and not yet delivered-and-awaited.

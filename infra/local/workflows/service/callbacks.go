@@ -110,6 +110,10 @@ type CallbackInfo struct {
 	Queued   int
 	Since    time.Time
 	Execname string
+	// Step is the step awaiting it and Deadline when that wait times out, on the
+	// emulator's clock (zero: no step awaits it, or no timeout).
+	Step     engine.TraceElem
+	Deadline time.Time
 }
 
 // ListCallbacks lists an execution's callback endpoints.
@@ -133,9 +137,36 @@ func (s *Service) ListCallbacks(execName string) ([]CallbackInfo, error) {
 		if c.Since > 0 {
 			ci.Since = time.Unix(0, c.Since).UTC()
 		}
+		if step, until, ok := x.CallbackWait(c); ok {
+			ci.Step = step
+			if until > 0 {
+				ci.Deadline = time.Unix(0, until).UTC()
+			}
+		}
 		out = append(out, ci)
 	}
 	return out, nil
+}
+
+// Logs returns the sys.log lines an execution kept (the last engine.MaxLogs), oldest first.
+func (s *Service) Logs(execName string) ([]engine.LogEntry, error) {
+	e, err := s.exec(execName)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.live != nil:
+		return append([]engine.LogEntry(nil), e.live.St.Logs...), nil
+	case e.Engine != nil:
+		st, err := engine.DecodeState(e.Engine)
+		if err != nil {
+			return nil, err
+		}
+		return st.Logs, nil
+	}
+	return append([]engine.LogEntry(nil), e.Logs...), nil
 }
 
 // StepEntries returns the steps an execution has started, oldest first.

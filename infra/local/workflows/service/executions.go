@@ -164,10 +164,12 @@ func (s *Service) CancelExecution(name string) (View, error) {
 func (s *Service) markCancelled(e *Execution) error {
 	if e.live != nil {
 		e.History = e.live.St.History
+		e.Logs = e.live.St.Logs
 		e.Usage = e.live.St.Usage()
 	} else if e.Engine != nil {
 		if st, err := engine.DecodeState(e.Engine); err == nil {
 			e.History = st.History
+			e.Logs = st.Logs
 			e.Usage = st.Usage()
 		}
 	}

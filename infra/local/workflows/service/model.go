@@ -69,6 +69,7 @@ type record struct {
 	Engine       json.RawMessage    `json:"engine,omitempty"`
 	Parent       string             `json:"parent,omitempty"` // the execution waiting on this one
 	History      []engine.StepEntry `json:"history,omitempty"`
+	Logs         []engine.LogEntry  `json:"logs,omitempty"` // once ended, as History
 	Usage        engine.Usage       `json:"usage,omitzero"` // once ended
 }
 

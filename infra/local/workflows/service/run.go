@@ -229,6 +229,7 @@ func (s *Service) runLocked(e *Execution) (ended bool) {
 		e.live = nil
 		e.Engine = nil
 		e.History = x.St.History
+		e.Logs = x.St.Logs
 		e.Usage = x.St.Usage()
 		e.Current = nil
 		e.Deadline = 0

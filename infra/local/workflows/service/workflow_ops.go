@@ -147,6 +147,22 @@ func (s *Service) ListRevisions(name string, pageSize int, pageToken string) ([]
 	return page(out, pageSize, pageToken, 100)
 }
 
+// RevisionSource returns the source of one revision of a workflow: the one an
+// execution runs, which need not be the current one.
+func (s *Service) RevisionSource(name, rev string) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	w, ok := s.workflows[name]
+	if !ok {
+		return "", notFound("workflow %s not found", name)
+	}
+	src, ok := w.Revisions[rev]
+	if !ok {
+		return "", notFound("revision %s of %s not found", rev, name)
+	}
+	return src, nil
+}
+
 // GetOperation returns a long-running operation.
 func (s *Service) GetOperation(name string) (*Operation, error) {
 	s.mu.RLock()
