@@ -31,6 +31,7 @@ type fsStream struct {
 
 	docs    int64 // documents a query or list returned
 	pending int64 // writes of a commit, counted if it succeeds
+	bytes   int64 // the documents those writes set, as encoded
 	deletes int64
 	counts  map[string]bool // aliases of count aggregations
 	batch   []bool          // BatchWrite: whether each write is a delete
@@ -42,6 +43,11 @@ func (s *fsStream) request(b []byte) {
 		var r firestorepb.CommitRequest
 		if proto.Unmarshal(b, &r) == nil {
 			s.pending, s.deletes = countWrites(r.GetWrites())
+			for _, w := range r.GetWrites() {
+				if d := w.GetUpdate(); d != nil {
+					s.bytes += int64(proto.Size(d))
+				}
+			}
 		}
 	case "BatchWrite":
 		var r firestorepb.BatchWriteRequest
@@ -163,6 +169,7 @@ func (s *fsStream) end(err error) {
 	}
 	if err == nil {
 		s.d["firestore.writes"] += s.pending
+		s.d["firestore.write_bytes"] += s.bytes
 		s.d["firestore.deletes"] += s.deletes
 	} else {
 		s.d["firestore.errors."+status.Code(err).String()]++

@@ -35,6 +35,8 @@
 //	firestore.reads.missing         of which lookups of documents that do not exist
 //	firestore.writes                set, update and transform writes committed
 //	firestore.deletes               deletes committed
+//	firestore.write_bytes           encoded size of the documents committed writes set (a
+//	                                measure of stored bytes, before Firestore's own overhead)
 //	firestore.calls.<Method>        RPCs by method (Commit, BatchGetDocuments, RunQuery, …)
 //	firestore.errors.<Code>         RPCs that ended with an error, by code
 //	pubsub.publish.requests         Publish requests answered OK (gRPC and REST)
