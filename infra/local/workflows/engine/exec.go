@@ -249,29 +249,31 @@ func (x *Exec) routine(t *Thread) string {
 	return "main"
 }
 
-// topStep names the step of main's own list that t runs under: main's body is the
-// second frame of the first thread, and its PC is already past the step running.
-func (x *Exec) topStep(t *Thread) string {
+// topStep names the step of main's own list that t runs under (main's body is the
+// second frame of the first thread, its PC already past the step running) and says
+// whether the step t runs is that one itself.
+func (x *Exec) topStep(t *Thread) (name string, own bool) {
+	own = t.Parent < 0 && len(t.Stack) == 2
 	for t.Parent >= 0 {
 		p := x.thread(t.Parent)
 		if p == nil {
-			return ""
+			return "", false
 		}
 		t = p
 	}
 	if len(t.Stack) < 2 || t.Stack[0].Kind != fCall || t.Stack[0].Sub != "main" || t.Stack[1].Kind != fBlock {
-		return ""
+		return "", false
 	}
 	f := t.Stack[1]
 	l := x.Prog.Lists[f.Index]
 	if f.PC < 1 || f.PC > len(l.Steps) {
-		return ""
+		return "", false
 	}
-	name := x.Prog.Steps[l.Steps[f.PC-1]].Name
+	name = x.Prog.Steps[l.Steps[f.PC-1]].Name
 	if i := strings.IndexByte(name, '#'); i >= 0 {
 		name = name[:i]
 	}
-	return name
+	return name, own
 }
 
 func (x *Exec) record(t *Thread, s *lang.Step) {
@@ -282,8 +284,22 @@ func (x *Exec) record(t *Thread, s *lang.Step) {
 		return
 	}
 	x.St.Billed++
-	h := StepEntry{Seq: x.St.StepCount, Step: s.Name, Routine: x.routine(t), Time: x.Host.Now().UnixNano(), Top: x.topStep(t)}
+	h := StepEntry{Seq: x.St.StepCount, Step: s.Name, Routine: x.routine(t), Time: x.Host.Now().UnixNano()}
+	// Only the entry starting a run under a step of main names it: naming it on every
+	// entry would add a third to the history each wait writes again.
+	if top, own := x.topStep(t); own || top != x.St.Top {
+		h.Top, x.St.Top = top, top
+	}
 	if len(x.St.History) >= MaxHistory {
+		// The first entry kept names the step of main it ran under, as a run's first does.
+		if kept := &x.St.History[MaxHistory/2]; kept.Top == "" {
+			for i := MaxHistory/2 - 1; i >= 0; i-- {
+				if x.St.History[i].Top != "" {
+					kept.Top = x.St.History[i].Top
+					break
+				}
+			}
+		}
 		copy(x.St.History, x.St.History[MaxHistory/2:])
 		x.St.History = x.St.History[:len(x.St.History)-MaxHistory/2]
 	}

@@ -215,8 +215,9 @@ type StepEntry struct {
 	Step    string `json:"s"`
 	Routine string `json:"r"`
 	Time    int64  `json:"t"`
-	// Top is the step of main the entry ran under (itself, for a step of main's own
-	// list), so that a history reads as main reads: stage by stage.
+	// Top, on the entry that starts a run of steps under one step of main (that step
+	// itself, or the first entry kept), names that step; the entries after it without
+	// one ran under the same step. A history then reads as main does: stage by stage.
 	Top string `json:"g,omitempty"`
 }
 
@@ -236,6 +237,7 @@ type State struct {
 	Callbacks map[string]*Callback `json:"cbs,omitempty"`
 	History   []StepEntry          `json:"h,omitempty"`
 	Logs      []LogEntry           `json:"lg,omitempty"` // the last MaxLogs sys.log lines
+	Top       string               `json:"tp,omitempty"` // the step of main the last entry ran under
 	// Outcome, once finished.
 	Done    bool            `json:"done,omitempty"`
 	Failed  bool            `json:"failed,omitempty"`

@@ -275,12 +275,13 @@ func execution(svc *service.Service, d *pageData, name string) error {
 	return nil
 }
 
-// groups splits a history into runs of entries under the same step of main, in
-// order: a step of main run again (a loop back with next) starts a new run.
+// groups splits a history into runs of entries under one step of main, in order: an
+// entry naming a step of main starts a run (a step of main run again, looping back
+// with next, starts a new one), an entry naming none continues the run before it.
 func groups(steps []engine.StepEntry, active bool) []group {
 	var out []group
 	for _, s := range steps {
-		if n := len(out); n > 0 && out[n-1].Top == s.Top {
+		if n := len(out); n > 0 && s.Top == "" {
 			out[n-1].Entries = append(out[n-1].Entries, s)
 			continue
 		}

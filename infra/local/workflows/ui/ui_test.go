@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +267,65 @@ func TestLogsBounded(t *testing.T) {
 	if !strings.Contains(body, fmt.Sprintf("<code>line %d</code>", first)) || !strings.Contains(body, "<code>line 149</code>") ||
 		strings.Contains(body, fmt.Sprintf("<code>line %d</code>", first-1)) {
 		t.Fatalf("not the last %d lines:\n%s", engine.MaxLogs, body)
+	}
+}
+
+// The history is grouped by the step of main each entry ran under, in order: a step
+// of main run again starts a group of its own, and once the oldest half of a long
+// history is dropped, the entries kept still name their step.
+func TestHistoryGroups(t *testing.T) {
+	emu := workflowstest.New(t)
+	wf := emu.Deploy("rounds", `main:
+  params: [args]
+  steps:
+    - init:
+        assign:
+          - n: 0
+    - stage_1_round:
+        assign:
+          - n: ${n + 1}
+    - stage_2_check:
+        switch:
+          - condition: ${n < 2}
+            next: stage_1_round
+    - stage_3_many:
+        for:
+          value: i
+          range: ${[1, args.ticks]}
+          steps:
+            - tick:
+                assign:
+                  - x: ${i}
+    - stage_4_end:
+        return: ${n}
+`)
+	topRE := regexp.MustCompile(`<details class="group"(?: open)? data-top="([^"]*)">`)
+	for _, tc := range []struct {
+		name  string
+		ticks int
+		tops  []string
+		first int // entries in the first group
+	}{
+		{"a loop back through main", 3,
+			[]string{"init", "stage_1_round", "stage_2_check", "stage_1_round", "stage_2_check", "stage_3_many", "stage_4_end"}, 1},
+		{"past the history's cap", engine.MaxHistory + 200, []string{"stage_3_many", "stage_4_end"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := emu.Run(wf, map[string]any{"ticks": tc.ticks})
+			if ex.State != "SUCCEEDED" {
+				t.Fatalf("%s is %s", ex.Name, ex.State)
+			}
+			body := get(t, emu, exPage(wf, ex.Name))
+			var tops []string
+			for _, m := range topRE.FindAllStringSubmatch(body, -1) {
+				tops = append(tops, m[1])
+			}
+			if !slices.Equal(tops, tc.tops) {
+				t.Fatalf("groups %v, want %v", tops, tc.tops)
+			}
+			if tc.first > 0 && !strings.Contains(body, fmt.Sprintf("%s · %d steps", tc.tops[0], tc.first)) {
+				t.Fatalf("first group is not %d steps:\n%s", tc.first, body)
+			}
+		})
 	}
 }
