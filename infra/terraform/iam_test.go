@@ -98,6 +98,9 @@ var codePublishes = map[string][]string{
 	"architect": {"audit_events"},
 	"guardian":  {"audit_events", "slo_breach"},
 	"registry":  {"audit_events"},
+	// budgetguard: each transition's audit entry, the alert's approval request and the
+	// budget suspensions the registry applies.
+	"budgetguard": {"approvals", "audit_events", "health_events"},
 }
 
 // publicFunctions are the functions anyone may call: the gateway, the front door, which
@@ -682,10 +685,10 @@ func TestIAMChecksBite(t *testing.T) {
 	}{
 		{"workflow account with a project invoker role",
 			replace(spec, "- name: wf-agent-creation\n    roles: [roles/logging.logWriter]", "- name: wf-agent-creation\n    roles: [roles/logging.logWriter, roles/run.invoker]"), nil,
-			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor gateway genesis guardian pdp registry]"},
+			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor budgetguard gateway genesis guardian pdp registry]"},
 		{"workflow account invoker on every function", "",
 			withTF("locals.tf", "for fn in distinct(values(try(w.function_urls, {})))", "for fn in keys(local.functions)"),
-			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor gateway"},
+			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor budgetguard gateway"},
 		{"workflow account with an unknown role",
 			replace(spec, "roles: [roles/logging.logWriter]", "roles: [roles/logging.logWriter, roles/iam.serviceAccountUser]"), nil,
 			(*iamModel).workflowInvokerProblems, "does not know"},
@@ -713,7 +716,7 @@ func TestIAMChecksBite(t *testing.T) {
 			(*iamModel).workflowProblems, "user_env_vars map[ARCHITECT_URL:https://example.test"},
 		{"push identity invokes every function", "",
 			withTF("locals.tf", "push_targets = toset([for s in local.push_subscriptions : s.push_function])", "push_targets = toset(keys(local.functions))"),
-			(*iamModel).pushProblems, "the push identity may invoke [architect auditor gateway"},
+			(*iamModel).pushProblems, "the push identity may invoke [architect auditor budgetguard gateway"},
 		{"push without a token", "",
 			withTF("pubsub.tf", "service_account_email = google_service_account.push.email", `service_account_email = "someone@example.test"`),
 			(*iamModel).pushProblems, `subscription registry-health_events: OIDC token of "someone@example.test"`},
