@@ -17,7 +17,7 @@ func BenchmarkExecutionPage(b *testing.B) {
     - stage_1_loop:
         for:
           value: i
-          range: [1, 400]
+          range: [1, 990]
           steps:
             - say:
                 call: sys.log
