@@ -46,6 +46,13 @@ type Push struct {
 	DeliveryAttempt int    `json:"deliveryAttempt"`
 }
 
+// A budget suspension: the budget guard's report of a live non-critical agent while the
+// platform's budget is suspended (functions/budgetguard).
+const (
+	CheckTypeBudget   = "budget"
+	BudgetGuardSource = "//waooaw/budgetguard"
+)
+
 // Report is a health_events payload.
 type Report struct {
 	AgentID      string `json:"agent_id"`
@@ -206,7 +213,8 @@ func (s *Server) observe(ctx context.Context, env events.Envelope, rep Report) (
 }
 
 // streak is what a report does to a live agent: a critical one lengthens the streak and,
-// when rules/agent_health says so (3 in a row), suspends it; a healthy or degraded one ends it.
+// when rules/agent_health says so (3 in a row), suspends it; a healthy or degraded one ends
+// it; the budget guard's suspended report suspends it at once.
 func (s *Server) streak(a Agent, env events.Envelope, rep Report, ans *PushAnswer, suspended **Event) []Event {
 	switch rep.Status {
 	case HealthCritical:
@@ -223,6 +231,17 @@ func (s *Server) streak(a Agent, env events.Envelope, rep Report, ans *PushAnswe
 				Reason: fmt.Sprintf("%d critical health reports in a row", a.CriticalStreak+1)})
 			*suspended = &evs[1]
 		}
+		return evs
+	case HealthSuspended:
+		// Only the budget guard suspends through health_events: a client's own report of
+		// "suspended" is no order to stop.
+		if rep.CheckType != CheckTypeBudget || env.Source != BudgetGuardSource {
+			return nil
+		}
+		ans.Outcome = PushSuspended
+		evs := []Event{{Type: EventSuspended, At: rep.ObservedAt, Cause: env.EventID,
+			Reason: "budget suspended: the platform's spend reached the suspend threshold (rules/budget_thresholds)"}}
+		*suspended = &evs[0]
 		return evs
 	case HealthHealthy, HealthDegraded:
 		if a.CriticalStreak > 0 {
