@@ -25,6 +25,14 @@ type iamSpec struct {
 		ReadsSecrets []string `yaml:"reads_secrets"`
 		Publishes    []string `yaml:"publishes"`
 	} `yaml:"functions"`
+	Secrets []struct {
+		Name         string `yaml:"name"`
+		AICredential *struct {
+			Engagement string `yaml:"engagement"`
+			Agent      string `yaml:"agent"`
+			Type       string `yaml:"type"`
+		} `yaml:"ai_credential"`
+	} `yaml:"secrets"`
 	AuditLog struct {
 		Database string   `yaml:"database"`
 		Writer   string   `yaml:"writer"`
@@ -97,11 +105,22 @@ var codePublishes = map[string][]string{
 	"genesis":   {"approvals", "audit_events", "decisions"},
 	"architect": {"audit_events"},
 	"guardian":  {"audit_events", "slo_breach"},
-	"registry":  {"audit_events"},
+	"registry":  {"audit_events", "policy_attestations"},
 	// budgetguard: each transition's audit entry, the alert's approval request and the
 	// budget suspensions the registry applies.
 	"budgetguard": {"approvals", "audit_events", "health_events"},
 }
+
+// aiAgents is the agent each function's AI reviews run as, read from the code (its Agent or
+// Actor constant): the AI keys its identity may read are that agent's alone.
+var aiAgents = map[string]string{
+	"genesis":   "genesis",
+	"architect": "systems_architect",
+	"guardian":  "vision_guardian",
+}
+
+// aiCredentialTypes are the keys each AI agent has, one per provider.
+var aiCredentialTypes = []string{"groq_api_key", "openai_api_key"}
 
 // publicFunctions are the functions anyone may call: the gateway, the front door, which
 // authenticates its callers itself. Every other function answers only IAM identities.
@@ -449,6 +468,44 @@ func (m *iamModel) publisherProblems() []string {
 	return problems
 }
 
+// aiKeyProblems: an agent's AI keys are readable by its own function's identity and by no
+// other, and each AI agent's function may read every key its agent has.
+func (m *iamModel) aiKeyProblems() []string {
+	got, problems := m.resourceGrants("secret", "roles/secretmanager.secretAccessor")
+	accountOf := map[string]string{} // agent -> its function's account
+	for _, f := range m.spec.Functions {
+		if agent, ok := aiAgents[f.Name]; ok {
+			accountOf[agent] = f.ServiceAccount
+		}
+	}
+	has := map[string][]string{} // agent -> its credential types
+	for _, sec := range m.spec.Secrets {
+		c := sec.AICredential
+		if c == nil {
+			continue
+		}
+		has[c.Agent] = append(has[c.Agent], c.Type)
+		owner, ok := accountOf[c.Agent]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("AI key %s belongs to %s, which no function runs as", sec.Name, c.Agent))
+		}
+		for sa, secrets := range got {
+			if slices.Contains(secrets, sec.Name) && sa != owner {
+				problems = append(problems, fmt.Sprintf("%s may read AI key %s of agent %s", sa, sec.Name, c.Agent))
+			}
+		}
+		if ok && !slices.Contains(got[owner], sec.Name) {
+			problems = append(problems, fmt.Sprintf("%s may not read its agent %s's AI key %s", owner, c.Agent, sec.Name))
+		}
+	}
+	for agent := range accountOf {
+		if types := sortedSet(has[agent]); !slices.Equal(types, aiCredentialTypes) {
+			problems = append(problems, fmt.Sprintf("agent %s has AI keys %v, want %v", agent, types, aiCredentialTypes))
+		}
+	}
+	return problems
+}
+
 // secretProblems: each identity may access exactly the secrets its functions mount or read by
 // name, and nobody accesses secrets project-wide.
 func (m *iamModel) secretProblems() []string {
@@ -642,6 +699,7 @@ func TestIAM(t *testing.T) {
 		{"project roles only where nothing narrower exists", m.projectRoleProblems},
 		{"publishers per topic", m.publisherProblems},
 		{"secret access per secret", m.secretProblems},
+		{"AI keys per agent", m.aiKeyProblems},
 		{"firestore per database, the audit log written by its writer alone", m.firestoreProblems},
 		{"private functions internal only", m.ingressProblems},
 	}
@@ -737,7 +795,7 @@ func TestIAMChecksBite(t *testing.T) {
 			(*iamModel).publisherProblems, "fn-pdp may publish on [approvals audit_events budget_alerts"},
 		{"every identity reads every secret", "",
 			withTF("locals.tf", "for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, [])))", "for s in keys(local.secrets)"),
-			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks webhook-dev-client], its functions read []"},
+			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks platform-genesis-groq_5Fapi_5Fkey"},
 		{"firestore roles on every database", "",
 			withTF("iam.tf", "for_each = contains(local.firestore_roles, each.value.role) ? [google_firestore_database.default.name] : []", "for_each = []"),
 			(*iamModel).firestoreProblems, "fn-gateway, a public function's identity, may write the audit log's database"},
@@ -753,6 +811,17 @@ func TestIAMChecksBite(t *testing.T) {
 		{"private functions open to the internet", "",
 			withTF("functions.tf", `contains(keys(local.public_functions), each.key) ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"`, `"ALLOW_ALL"`),
 			(*iamModel).ingressProblems, `function genesis: ingress_settings "ALLOW_ALL", want ALLOW_INTERNAL_ONLY`},
+		{"guardian reads the architect's AI key",
+			replace(spec, "reads_secrets: [audit-anchor-key, ", "reads_secrets: [audit-anchor-key, platform-systems_5Farchitect-groq_5Fapi_5Fkey, "), nil,
+			(*iamModel).aiKeyProblems, "fn-guardian may read AI key platform-systems_5Farchitect-groq_5Fapi_5Fkey of agent systems_architect"},
+		{"every AI key granted to every stage function", "",
+			withTF("locals.tf", "for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, []))) : { account = f.service_account, secret = s }",
+				"for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, []), [for x in local.spec.secrets : x.name if try(x.ai_credential, null) != null])) : { account = f.service_account, secret = s }"),
+			(*iamModel).aiKeyProblems, "fn-genesis may read AI key platform-vision_5Fguardian-groq_5Fapi_5Fkey"},
+		{"an agent without its fallback key",
+			replace(replace(spec, "  - name: platform-genesis-openai_5Fapi_5Fkey\n    ai_credential: {engagement: platform, agent: genesis, type: openai_api_key}\n", ""),
+				"reads_secrets: [platform-genesis-groq_5Fapi_5Fkey, platform-genesis-openai_5Fapi_5Fkey]", "reads_secrets: [platform-genesis-groq_5Fapi_5Fkey]"), nil,
+			(*iamModel).aiKeyProblems, "agent genesis has AI keys [groq_api_key]"},
 		{"workflow runs as the default identity", "",
 			withTF("workflows.tf", "service_account = google_service_account.function[each.value.service_account].email", "service_account = null"),
 			(*iamModel).workflowProblems, `runs as ""`},

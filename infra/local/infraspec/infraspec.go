@@ -154,6 +154,15 @@ type AuditLog struct {
 // Secret is a Secret Manager secret.
 type Secret struct {
 	Name string `yaml:"name"`
+	// AICredential, on an AI provider key, says whose it is; Name is its ai.SecretName.
+	AICredential *AICredential `yaml:"ai_credential"`
+}
+
+// AICredential is what an AI key's secret holds: {engagement_id}/{agent_id}/{credential_type}.
+type AICredential struct {
+	Engagement string `yaml:"engagement"`
+	Agent      string `yaml:"agent"`
+	Type       string `yaml:"type"`
 }
 
 // Workflow is a Cloud Workflows definition.
