@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"waooaw.dev/governance/shared/agentreq"
+	"waooaw.dev/governance/shared/policy"
 )
 
 // Stage 7 as the workflow names it.
@@ -104,6 +106,10 @@ func (s *Server) serveDeploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agentID := agentreq.AgentID(c.RequestID)
+	if err := s.budgetAllows(r.Context(), c, agentID); err != nil {
+		agentreq.WriteError(w, err)
+		return
+	}
 	key := agentreq.StageKey(c.RequestID, Stage, c.Round)
 	s.record(w, r, agentreq.Record{
 		Key: key, RequestID: c.RequestID, EngagementID: c.EngagementID, Round: c.Round, At: c.At,
@@ -304,4 +310,27 @@ func (s *Server) serveUndo(w http.ResponseWriter, r *http.Request) {
 			return nil
 		},
 	})
+}
+
+// EnforcementPoint names the stage runner on its policy attestations.
+const EnforcementPoint = "stage_runner"
+
+// budgetAllows asks the budget policy whether the agent a request deploys may start. A
+// deploy is the engagement's work, never governance: a halted platform refuses it (and a
+// suspended one, as non-critical), as a bad call, so the workflow fails the request rather
+// than retrying it into the halt.
+func (s *Server) budgetAllows(ctx context.Context, c agentreq.Call, agentID string) error {
+	in := map[string]any{
+		"subject":  map[string]any{"id": agentID, "type": "agent", "role": "operator", "engagements": []any{c.EngagementID}},
+		"action":   "deploy",
+		"resource": map[string]any{"type": "agent", "id": agentID, "engagement_id": c.EngagementID},
+	}
+	d, err := s.opt.Policy.Decide(ctx, "budget", "decision", in, policy.Meta{EnforcementPoint: EnforcementPoint, CorrelationID: c.RequestID})
+	if err != nil {
+		return fmt.Errorf("registry: budget policy: %w", err)
+	}
+	if !d.Allow {
+		return fmt.Errorf("%w: deploy of agent %s refused by the budget: %s", agentreq.ErrBadCall, agentID, strings.Join(d.Reasons, "; "))
+	}
+	return nil
 }

@@ -16,8 +16,11 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
+	"waooaw.dev/governance/shared/budget"
 	"waooaw.dev/governance/shared/config"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/policy"
+	"waooaw.dev/governance/shared/policy/eventsink"
 	"waooaw.dev/governance/shared/startup"
 	"waooaw.dev/governance/shared/workflowexec"
 )
@@ -80,16 +83,41 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	pub := NewPublisher(ps)
-	s, err := New(Options{Firestore: fs, Publisher: pub, Callbacks: wf, Logger: env.Log})
-	if err != nil {
+	// The budget policy's decisions are attested like the gateway's, in batches off the
+	// request path on a publisher of their own.
+	attPub := events.NewPubSub(ps)
+	attester := policy.NewAttester(eventsink.New(attPub, Source), policy.WithErrorHandler(func(err error) {
+		env.Log.Error("registry: attestations not yet delivered; retrying", "error", err.Error())
+	}))
+	closeAll := func(ctx context.Context) error {
+		attErr := attester.Close(ctx)
+		attPub.Close()
 		pub.Close()
-		ps.Close()
-		fs.Close()
+		return errors.Join(attErr, ps.Close(), fs.Close())
+	}
+	engine, err := policy.New(policy.WithAttester(attester))
+	if err != nil {
+		closeAll(ctx)
+		return nil, startup.Permanent(fmt.Errorf("registry: %w", err))
+	}
+	// The platform's budget state reaches the policy as data, kept by a listener: a halt is
+	// enforced on the next deploy, with no poll.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	watch, err := budget.StartWatch(wctx, fs, engine, func(err error) { env.Log.Error(err.Error()) })
+	cancel()
+	if err != nil {
+		closeAll(ctx)
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s, err := New(Options{Firestore: fs, Publisher: pub, Callbacks: wf, Logger: env.Log, Policy: engine})
+	if err != nil {
+		watch.Stop()
+		closeAll(ctx)
 		return nil, startup.Permanent(err)
 	}
-	env.OnShutdown(func(context.Context) error {
-		pub.Close()
-		return errors.Join(ps.Close(), fs.Close())
+	env.OnShutdown(func(ctx context.Context) error {
+		watch.Stop()
+		return closeAll(ctx)
 	})
 	return s, nil
 }

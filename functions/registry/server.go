@@ -13,6 +13,7 @@ import (
 	tables "waooaw.dev/governance/rules"
 	"waooaw.dev/governance/shared/agentreq"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/policy"
 	"waooaw.dev/governance/shared/rules"
 )
 
@@ -37,6 +38,10 @@ type Options struct {
 	// Rules decide what a run of critical reports does (rules/agent_health.yaml); default:
 	// the embedded tables.
 	Rules *rules.Set
+	// Policy decides whether a deploy may run under the platform's budget (the budget
+	// bundle, with data.platform.budget_state kept by a shared/budget listener); default:
+	// the embedded policies, unattested, on no budget state (normal).
+	Policy *policy.Engine
 }
 
 // Server serves the registry's routes:
@@ -68,6 +73,13 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("registry: rules: %w", err)
 		}
 		o.Rules = set
+	}
+	if o.Policy == nil {
+		e, err := policy.New()
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		o.Policy = e
 	}
 	s := &Server{
 		opt:   o,
