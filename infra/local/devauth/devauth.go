@@ -106,13 +106,16 @@ func (i *Issuer) JWKSHandler() (http.Handler, error) {
 	return mux, nil
 }
 
-// Serve publishes the key set on l until the returned server is shut down; the URL is the
-// WAOOAW_JWKS_URL for the gateway.
+// Serve publishes the key set, and development tokens at TokenPath, on l until the returned
+// server is shut down; the URL is the WAOOAW_JWKS_URL for the gateway.
 func (i *Issuer) Serve(l net.Listener) (srv *http.Server, url string, err error) {
-	h, err := i.JWKSHandler()
+	jwks, err := i.JWKSHandler()
 	if err != nil {
 		return nil, "", err
 	}
+	h := http.NewServeMux()
+	h.Handle("GET "+JWKSPath, jwks)
+	h.Handle("POST "+TokenPath, i.TokenHandler())
 	srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l) //nolint:errcheck // ends with ErrServerClosed on shutdown
 	return srv, "http://" + l.Addr().String() + JWKSPath, nil

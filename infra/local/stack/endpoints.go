@@ -23,6 +23,8 @@ type Endpoints struct {
 	Functions map[string]string `json:"functions"`
 	Workflows string            `json:"workflows,omitempty"`
 	JWKS      string            `json:"jwks,omitempty"`
+	// DevToken issues development tokens (POST {"role","subject","engagement"}), beside the JWKS.
+	DevToken string `json:"dev_token,omitempty"`
 	// Control stops and starts functions (GET /v1/functions, POST /v1/functions/{name}:stop|:start).
 	Control string `json:"control,omitempty"`
 	// Storage is the local Cloud Storage (host:port, STORAGE_EMULATOR_HOST).

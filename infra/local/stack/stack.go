@@ -304,7 +304,7 @@ func (r *run) start(ctx context.Context) error {
 		fmt.Fprintf(out, "  warning     port %d of the last run's Workflows emulator is taken; callback URLs recorded before name it\n", lost)
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, Workflows: wfURL, Storage: gcs.Host()}
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, DevToken: strings.TrimSuffix(jwksURL, devauth.JWKSPath) + devauth.TokenPath, Workflows: wfURL, Storage: gcs.Host()}
 	fsHost, psHost := emu.FirestoreHost, emu.PubSubHost
 	var m *meter.Meter
 	if r.o.Meter {
@@ -631,6 +631,7 @@ func (r *run) report(spec *infraspec.Spec, ep *Endpoints, fns []function, logDir
 	fmt.Fprintf(out, "  firestore   %-26s FIRESTORE_EMULATOR_HOST, log %s\n", ep.Firestore, filepath.Join(logDir, "firestore.log"))
 	fmt.Fprintf(out, "  pubsub      %-26s PUBSUB_EMULATOR_HOST, project %s, log %s\n", ep.PubSub, Project, filepath.Join(logDir, "pubsub.log"))
 	fmt.Fprintf(out, "  jwks        %s (dev issuer; `waooaw-local token` signs)\n", ep.JWKS)
+	fmt.Fprintf(out, "  dev token   %s (POST {\"role\",\"subject\",\"engagement\"}; `waooaw login --local`)\n", ep.DevToken)
 	for _, fn := range fns {
 		how := "http"
 		if fn.spec.Trigger.Type == "pubsub" {
