@@ -7,6 +7,9 @@
 # make load    with `make run` up: the pdp against `opa run --server` under load, the gateway's
 #              refused route, attestations counted (LOAD_FLAGS: e.g. -corr run -d 20s)
 # make demo    with `make run CLOCK=virtual` up: one seed request vetoed at hour 23, stage by stage
+# make cost    the monthly bill by service (idle, the seed's workload, ten times it) from the
+#              units recorded in infra/local/cost/units.json; needs nothing running
+# make cost-measure  measures those units on a stack of its own and rewrites units.json
 # make clean   build output (dist/, .local/bin, .local/logs); keys and secrets stay
 
 SHELL := bash
@@ -18,7 +21,7 @@ LOCAL_BIN := .local/bin/waooaw-local
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/vendor/*' -not -path '*/testdata/*')
 
-.PHONY: run test test-modules lint package bench bench-modules load demo clean waooaw-local modules
+.PHONY: run test test-modules lint package bench bench-modules load demo cost cost-measure clean waooaw-local modules
 
 # $(shell) hides a failing `go list`; an empty module list must not pass as "all green".
 modules:
@@ -80,6 +83,13 @@ load:
 
 demo:
 	$(GO) run ./infra/local/cmd/demo
+
+cost:
+	$(GO) run ./infra/local/cmd/cost
+
+# The e2e package starts its own metered stack on the virtual clock in a temporary folder.
+cost-measure:
+	cd infra/local && $(GO) test -count=1 -timeout 20m -run '^TestCostUnits$$' -v ./e2e/ -args -update-units
 
 clean:
 	rm -rf $(DIST) .local/bin .local/logs
