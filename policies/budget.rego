@@ -40,6 +40,21 @@ governance if {
 	input.action in data.platform.governor_actions
 }
 
+# What a Governor reads to decide (pending approvals, requests, the audit stream) and an
+# admin's assignment of a Governor are governance work too: a halt must leave the Governor
+# able to see and decide.
+governor_reads := {"list", "read", "read_audit", "verify"}
+
+governance if {
+	input.subject.role == "governor"
+	input.action in governor_reads
+}
+
+governance if {
+	input.subject.role == "admin"
+	input.action == "assign_governor"
+}
+
 critical if input.resource.critical == true
 
 grants contains "budget normal" if state == "normal"

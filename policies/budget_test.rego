@@ -92,3 +92,19 @@ test_input_budget_overrides_platform_data if {
 		with data.platform.budget_state as {"state": "suspended"}
 	s.reasons == ["budget suspended: critical work continues"]
 }
+
+test_halted_leaves_the_governor_able_to_read_and_decide if {
+	halted := {"state": "halted"}
+	every action in ["list", "read", "read_audit", "verify", "approve", "deny", "escalate"] {
+		budget.allow with input as {"subject": {"id": "gov-1", "role": "governor"}, "action": action}
+			with data.platform.budget_state as halted
+	}
+	budget.allow with input as {"subject": {"id": "root", "role": "admin"}, "action": "assign_governor"}
+		with data.platform.budget_state as halted
+	every action in ["create", "submit", "list", "read"] {
+		not budget.allow with input as {"subject": {"id": "mgr-1", "role": "manager"}, "action": action}
+			with data.platform.budget_state as halted
+	}
+	not budget.allow with input as {"subject": {"id": "root", "role": "admin"}, "action": "manage_clients"}
+		with data.platform.budget_state as halted
+}

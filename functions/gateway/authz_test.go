@@ -43,8 +43,8 @@ func TestEveryDecisionIsAttested(t *testing.T) {
 	}{
 		{"viewer refused", bearer(auth.RoleViewer), 403, "deny", "forbidden: role viewer may not verify: reserved to governor, auditor", []string{"rbac"}},
 		{"analyst refused", bearer(auth.RoleAnalyst), 403, "deny", "forbidden: role analyst may not verify", []string{"rbac"}},
-		{"auditor allowed (unknown stream)", bearer(auth.RoleAuditor), 404, "allow", "unknown audit stream", []string{"rbac", "data_scope"}},
-		{"client webhook allowed", h.webhook("health", healthBody("agent-1", "eng-attest", "healthy")), 202, "allow", "", []string{"rbac", "data_scope"}},
+		{"auditor allowed (unknown stream)", bearer(auth.RoleAuditor), 404, "allow", "unknown audit stream", []string{"rbac", "data_scope", "budget"}},
+		{"client webhook allowed", h.webhook("health", healthBody("agent-1", "eng-attest", "healthy")), 202, "allow", "", []string{"rbac", "data_scope", "budget"}},
 		{"client webhook for an engagement it is not bound to", h.webhook("health", healthBody("agent-1", "eng-other", "healthy")), 403, "deny",
 			"forbidden: dev-client has no access to engagement eng-other", []string{"rbac", "data_scope"}},
 	}

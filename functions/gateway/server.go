@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -249,6 +250,10 @@ func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bo
 	if req.missing != nil {
 		// Nothing to scope the decision to: rbac alone says whether the caller may know.
 		access.Bundles, access.Engagement = []string{"rbac"}, ""
+	} else {
+		// Every route is asked of the budget too, last: the platform's budget state (kept
+		// in the policies' data by the listener) refuses all but governance work when halted.
+		access.Bundles = append(slices.Clip(access.Bundles), BudgetBundle)
 	}
 	if aerr := s.authorize(w, req, access); aerr != nil {
 		return aerr
@@ -258,6 +263,9 @@ func (s *Server) run(w http.ResponseWriter, req *request, e endpoint, badCorr bo
 	}
 	return e.serve(w, req)
 }
+
+// BudgetBundle is the policy every route's request is asked of after its own.
+const BudgetBundle = "budget"
 
 // HeaderDecisionID carries the ids of the policy decisions behind an answer (comma
 // separated), as attested on policy_attestations.

@@ -10,17 +10,20 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"waooaw.dev/governance/shared/budget"
 	"waooaw.dev/governance/shared/policy"
 )
 
 // Watch keeps the policy engine's data equal to the Firestore collections the policies
-// read: data.platform.engagements (each engagement's Governor, for the governor policy)
-// and data.platform.client_engagements (each webhook client's engagements, for
-// data_scope). A snapshot listener per collection puts the whole map on every change, so a
+// read: data.platform.engagements (each engagement's Governor, for the governor policy),
+// data.platform.client_engagements (each webhook client's engagements, for data_scope)
+// and data.platform.budget_state (the budget guard's budget/platform, for budget). A snapshot listener per collection puts the whole map on every change, so a
 // change made by an admin is enforced as soon as Firestore tells (well within a second
 // locally), with no redeploy.
 type Watch struct {
 	stops []func()
+	// Budget keeps data.platform.budget_state equal to budget/platform (shared/budget).
+	Budget *budget.Watch
 
 	mu      sync.Mutex
 	clients map[string][]string // client id -> engagements, as last put in the engine
@@ -59,6 +62,13 @@ func StartWatch(ctx context.Context, fs *firestore.Client, engine *policy.Engine
 		}
 		w.stops = append(w.stops, stop)
 	}
+	bw, err := budget.StartWatch(ctx, fs, engine, onErr)
+	if err != nil {
+		w.Stop()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	w.Budget = bw
+	w.stops = append(w.stops, bw.Stop)
 	return w, nil
 }
 
