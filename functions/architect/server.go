@@ -12,6 +12,8 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"waooaw.dev/governance/shared/agentreq"
+	"waooaw.dev/governance/shared/ai"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
 )
@@ -49,6 +51,8 @@ type Options struct {
 	Firestore *firestore.Client
 	Publisher events.Publisher // audit_events
 	Rules     Rules
+	// AI, when set, reviews each verdict (docs/ai-reviews.md); nil runs the tables alone.
+	AI ai.Asker
 }
 
 // Server answers the workflow's calls for stage 4.
@@ -57,6 +61,7 @@ type Server struct {
 	fs    *firestore.Client
 	rules Rules
 	rec   *agentreq.Recorder
+	ai    *aireview.Reviewer
 }
 
 // New checks o and builds the Server, refusing decision tables it cannot review with.
@@ -76,8 +81,11 @@ func New(o Options) (*Server, error) {
 		rules: o.Rules,
 		rec: &agentreq.Recorder{
 			FS: o.Firestore, Collection: Verdicts, Publisher: o.Publisher,
-			Actor: "systems_architect", Source: "//waooaw/architect",
+			Actor: Agent, Source: "//waooaw/architect",
 		},
+	}
+	if o.AI != nil {
+		s.ai = &aireview.Reviewer{Asker: o.AI, FS: o.Firestore, Records: Verdicts, Agent: Agent}
 	}
 	s.mux.HandleFunc("POST /v1/stages/"+StageName, agentreq.Handler(s.reviewOnce))
 	s.mux.HandleFunc("POST /v1/undo/"+StageName, agentreq.Handler(s.undoOnce))
@@ -145,6 +153,10 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 	}
 	last := c.Round >= s.rules.MaxRevisionRounds()
 	nameRef := s.nameRef(c.EngagementID, sp.name)
+	rv, err := s.aiReview(ctx, reviewCall{Call: c, facts: facts, trace: tr, nameRef: nameRef})
+	if err != nil {
+		return agentreq.Result{}, err
+	}
 
 	// The name's holder is read, and an approved verdict reserves the name, in the
 	// transaction that records the verdict: two requests for one name cannot both pass.
@@ -168,7 +180,8 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 			if err != nil {
 				return fmt.Errorf("architect: trace: %w", err)
 			}
-			outcome, status := v.Outcome, agentreq.StatusRunning
+			outcome, reasons := escalate(v.Outcome, v.Reasons, rv)
+			status := agentreq.StatusRunning
 			switch {
 			case outcome == OutcomeApproved:
 				if nameRef != nil && !held {
@@ -188,9 +201,10 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 				return fmt.Errorf("architect: rules: outcome %q is not one stage 4 answers", outcome)
 			}
 			status = agentreq.FinalStatus(req.Status, status)
-			rec.Outcome, rec.Reasons, rec.Trace, rec.Status = outcome, v.Reasons, traceJSON, status
-			rec.Stage = &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, At: c.At, Round: c.Round}
-			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, Status: status, Trace: traceJSON}
+			rec.Outcome, rec.Reasons, rec.Trace, rec.Status = outcome, reasons, traceJSON, status
+			rec.AuditContext = rv.AuditContext()
+			rec.Stage = &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: reasons, At: c.At, Round: c.Round}
+			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: reasons, Status: status, Trace: traceJSON}
 			return nil
 		},
 	})

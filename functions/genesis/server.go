@@ -10,6 +10,8 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"waooaw.dev/governance/shared/agentreq"
+	"waooaw.dev/governance/shared/ai"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
 )
@@ -28,6 +30,9 @@ type Options struct {
 	Publisher events.Publisher // audit_events, approvals, decisions
 	Rules     *rules.Set
 	Logger    *slog.Logger // defaults to slog.Default()
+	// AI, when set, reviews each verdict of stages 1–3 (docs/ai-reviews.md); nil runs the
+	// tables alone.
+	AI ai.Asker
 }
 
 // Server serves Genesis's routes (docs/agent-creation.md).
@@ -40,6 +45,7 @@ type Server struct {
 	log       *slog.Logger
 	maxRounds int // a revise in this round or later is a rejection
 	flagAt    int // false positives at which a seed stops auto-approving
+	ai        *aireview.Reviewer
 }
 
 // New builds a Server. It fails when the rules lack a number Genesis decides with, since no
@@ -55,6 +61,9 @@ func New(o Options) (*Server, error) {
 		fs: o.Firestore, pub: o.Publisher, rules: o.Rules, log: o.Logger,
 		maxRounds: o.Rules.MaxRevisionRounds(), flagAt: o.Rules.FalsePositiveFlagAt(),
 		rec: &agentreq.Recorder{FS: o.Firestore, Collection: Collection, Publisher: o.Publisher, Actor: Actor, Source: Source},
+	}
+	if o.AI != nil {
+		s.ai = &aireview.Reviewer{Asker: o.AI, FS: o.Firestore, Records: Collection, Agent: Actor}
 	}
 	if s.maxRounds < 1 {
 		return nil, fmt.Errorf("genesis: rules: %s has no max_revision_rounds", rules.TableStageTimeouts)

@@ -68,8 +68,14 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request, stage int, d
 		s.fail(w, r, err)
 		return
 	}
+	d, aiAudit, err := s.reviewed(r.Context(), stage, c, d)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	v := Verdict{Stage: stage, Name: agentreq.StageNames[stage], Outcome: d.outcome, Reasons: d.reasons, Status: d.status, Trace: d.trace}
 	rec := stageRecord(c, v)
+	rec.AuditContext = aiAudit
 	rec.Also = func(_ context.Context, _ *firestore.Transaction, req *agentreq.Request, rec *agentreq.Record) error {
 		if d.status == agentreq.StatusNeedsRevision {
 			req.RevisionCallback = d.revisionCallback

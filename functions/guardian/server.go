@@ -12,6 +12,8 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"waooaw.dev/governance/shared/agentreq"
+	"waooaw.dev/governance/shared/ai"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
 )
@@ -48,6 +50,8 @@ type Options struct {
 	Rules     Rules
 	// Anchoring, when set, serves the scheduled audit check at AuditCheckPath.
 	Anchoring *Anchoring
+	// AI, when set, reviews each verdict (docs/ai-reviews.md); nil runs the table alone.
+	AI ai.Asker
 }
 
 // Server answers the workflow's calls for stage 5 and Cloud Scheduler's audit check.
@@ -58,6 +62,7 @@ type Server struct {
 	rec    *agentreq.Recorder
 	pub    events.Publisher
 	anchor *Anchoring
+	ai     *aireview.Reviewer
 }
 
 // New checks o and builds the Server.
@@ -73,8 +78,11 @@ func New(o Options) (*Server, error) {
 		anchor: o.Anchoring,
 		rec: &agentreq.Recorder{
 			FS: o.Firestore, Collection: Verdicts, Publisher: o.Publisher,
-			Actor: "vision_guardian", Source: "//waooaw/guardian",
+			Actor: Agent, Source: "//waooaw/guardian",
 		},
+	}
+	if o.AI != nil {
+		s.ai = &aireview.Reviewer{Asker: o.AI, FS: o.Firestore, Records: Verdicts, Agent: Agent}
 	}
 	s.mux.HandleFunc("POST /v1/stages/"+StageName, agentreq.Handler(s.reviewOnce))
 	s.mux.HandleFunc("POST /v1/undo/"+StageName, agentreq.Handler(s.undoOnce))
@@ -125,7 +133,15 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 	if err != nil {
 		return agentreq.Result{}, fmt.Errorf("guardian: %w", err)
 	}
-	outcome, status := v.Outcome, agentreq.StatusRunning
+	rv, err := s.ai.Review(ctx, aireview.Input{
+		Stage: Stage, RequestID: c.RequestID, EngagementID: c.EngagementID, Round: c.Round,
+		Outcome: v.Outcome, Reasons: v.Reasons, Trace: trace, Request: c.Spec, Escalation: escalation,
+	})
+	if err != nil {
+		return agentreq.Result{}, fmt.Errorf("guardian: %w", err)
+	}
+	outcome, reasons := escalate(v.Outcome, v.Reasons, rv)
+	status := agentreq.StatusRunning
 	switch outcome {
 	case OutcomeCleared, OutcomeEscalate:
 		// An escalation keeps the request running: the workflow opens the constitutional
@@ -138,11 +154,12 @@ func (s *Server) reviewOnce(ctx context.Context, c agentreq.Call) (agentreq.Resu
 	return s.rec.Record(ctx, agentreq.Record{
 		Key: agentreq.StageKey(c.RequestID, Stage, c.Round), RequestID: c.RequestID,
 		EngagementID: c.EngagementID, Round: c.Round, At: c.At,
-		Event: "stage", Action: agentreq.StepNames[Stage], Outcome: outcome, Reasons: v.Reasons, Trace: trace,
-		Stage:  &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, At: c.At, Round: c.Round},
-		Status: status,
+		Event: "stage", Action: agentreq.StepNames[Stage], Outcome: outcome, Reasons: reasons, Trace: trace,
+		AuditContext: rv.AuditContext(),
+		Stage:        &agentreq.StageEntry{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: reasons, At: c.At, Round: c.Round},
+		Status:       status,
 		Also: func(_ context.Context, _ *firestore.Transaction, req *agentreq.Request, rec *agentreq.Record) error {
-			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: v.Reasons, Status: agentreq.FinalStatus(req.Status, status), Trace: trace}
+			rec.Answer = Verdict{Stage: Stage, Name: StageName, Outcome: outcome, Reasons: reasons, Status: agentreq.FinalStatus(req.Status, status), Trace: trace}
 			return nil
 		},
 	})
