@@ -34,6 +34,14 @@ var progress = []string{
 	`{"request_id":"req-1","engagement_id":"eng-1","agent_id":"agt-1","status":"deployed","stages":[{"stage":1,"name":"specification","outcome":"accepted","reasons":[],"at":"t1"},{"stage":6,"name":"governor_approval","outcome":"awaiting_approval","reasons":["no seed"],"at":"t2"},{"stage":7,"name":"deploy","outcome":"deployed","reasons":[],"at":"t3"}],"approval":{"approval_id":"apr-1","kind":"blocking","type":"deployment","deadline":"2099-01-01T00:00:00Z"}}`,
 }
 
+// vetoProgress is a vetoed request whose undo steps come after its status.
+var vetoProgress = []string{
+	`{"request_id":"req-veto","status":"veto_window","stages":[],"approval":{"approval_id":"apr-9","kind":"veto_window","type":"deployment","deadline":"d","seed_id":"GEN-004"}}`,
+	`{"request_id":"req-veto","status":"vetoed","stages":[],"compensations":[]}`,
+	`{"request_id":"req-veto","status":"vetoed","stages":[],"compensations":[{"stage":7,"at":"u7"}]}`,
+	`{"request_id":"req-veto","status":"vetoed","stages":[],"compensations":[{"stage":7,"at":"u7"},{"stage":5,"at":"u5"},{"stage":4,"at":"u4"},{"stage":3,"at":"u3"}]}`,
+}
+
 func newGateway(t *testing.T) *gateway {
 	g := &gateway{}
 	mux := http.NewServeMux()
@@ -61,6 +69,12 @@ func newGateway(t *testing.T) *gateway {
 			g.polls++
 			g.mu.Unlock()
 			answer(w, 200, progress[i])
+		case "req-veto":
+			g.mu.Lock()
+			i := min(g.polls, len(vetoProgress)-1)
+			g.polls++
+			g.mu.Unlock()
+			answer(w, 200, vetoProgress[i])
 		case "broken":
 			answer(w, 500, `<html>proxy error</html>`)
 		default:
@@ -358,6 +372,19 @@ func TestWatch(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a vetoed request is followed through its undo steps", func(t *testing.T) {
+		g := newGateway(t)
+		cfg := loggedIn(t, g.URL, "governor-token")
+		r := run("", "--config", cfg, "requests", "get", "req-veto", "-w", "--interval", "1ms")
+		if r.code != 0 || g.polls != len(vetoProgress) {
+			t.Fatalf("exit %d after %d polls; want 0 after %d:\n%s%s", r.code, g.polls, len(vetoProgress), r.stdout, r.stderr)
+		}
+		for _, s := range []string{"seed GEN-004", "status vetoed", "undo stage 7  u7", "undo stage 5  u5", "undo stage 4  u4", "undo stage 3  u3"} {
+			if strings.Count(r.stdout, s) != 1 {
+				t.Errorf("%q not printed once:\n%s", s, r.stdout)
+			}
+		}
+	})
 	t.Run("--until stops at a waiting status", func(t *testing.T) {
 		g := newGateway(t)
 		cfg := loggedIn(t, g.URL, "governor-token")

@@ -140,8 +140,8 @@ func newRequestsGet(a *app) *cobra.Command {
 		Long: `get shows a request: its status, every stage with outcome and reasons, its approval and
 the undo steps of a veto.
 
---watch polls until the request reaches a final status (deployed, rejected, denied, vetoed,
-failed) or one named by --until, printing each new stage, approval, undo step and status as
+--watch polls until the request reaches a final status (deployed, rejected, denied, vetoed
+once its undo steps are done, failed) or one named by --until, printing each new stage, approval, undo step and status as
 it appears; with -o json it prints the request as one JSON line each time it changes. The exit
 code is 0 whatever the final status: read it from the output.`,
 		Example: "  waooaw requests get req-123 --watch\n  waooaw requests get req-123 --watch --until awaiting_approval,veto_window -o json",
@@ -181,11 +181,25 @@ code is 0 whatever the final status: read it from the output.`,
 // watchPatience is how long a watch rides out a gateway it cannot reach or that answers 5xx.
 const watchPatience = 30 * time.Second
 
+// undoPatience is how long a watch waits, once a request is vetoed, for its undo steps: the
+// status turns vetoed when the veto closes the window, before the saga undoes 7, 5, 4 and
+// then 3, its last step. An undo that never comes (a stage failing for good) ends the wait.
+const undoPatience = 2 * time.Minute
+
+// lastUndoStage is the stage the veto saga undoes last.
+const lastUndoStage = 3
+
+// undone says whether a vetoed request's saga has run to its last step.
+func undone(r *request) bool {
+	n := len(r.Compensations)
+	return n > 0 && r.Compensations[n-1].Stage == lastUndoStage
+}
+
 // watch polls a request and prints what changed, until one of stop is its status.
 func (a *app) watch(ctx context.Context, c *client, path string, interval time.Duration, stop []string) error {
 	var prev request
 	var prevRaw []byte
-	var failingSince time.Time
+	var failingSince, vetoedSince time.Time
 	first := true
 	for {
 		var r request
@@ -212,6 +226,18 @@ func (a *app) watch(ctx context.Context, c *client, path string, interval time.D
 				return err
 			}
 			first, prev, prevRaw = false, r, raw
+			if r.Status == "vetoed" && !undone(&r) && slices.Contains(stop, r.Status) {
+				if vetoedSince.IsZero() {
+					vetoedSince = time.Now()
+				}
+				if time.Since(vetoedSince) < undoPatience {
+					break // the undo steps are still to come
+				}
+				if !a.json() {
+					fmt.Fprintf(a.stdout, "undo not finished after %s: see the audit log\n", undoPatience)
+				}
+				return nil
+			}
 			if slices.Contains(stop, r.Status) {
 				return nil
 			}
