@@ -23,7 +23,7 @@ func load(t testing.TB) *rules.Set {
 
 func TestLoadEmbeddedTables(t *testing.T) {
 	got := strings.Join(load(t).Names(), ",")
-	want := "agent_health,agent_specification,approval_timeouts,architecture_review,budget_thresholds,cloud_prices,connector_catalogue,ethics_review," +
+	want := "agent_health,agent_specification,ai_models,approval_timeouts,architecture_review,budget_thresholds,cloud_prices,connector_catalogue,ethics_review," +
 		"genesis_certification,precedent_seeds,query_routing,stage_timeouts,trial_limits,way_of_working"
 	if got != want {
 		t.Fatalf("tables = %s, want %s", got, want)
@@ -194,6 +194,8 @@ func TestRouteQuery(t *testing.T) {
 		{"no provider", map[string]any{"budget_state": "normal", "providers_up": []string{}}, rules.Route{"rule_based", "none", "none"}},
 		{"groq down", map[string]any{"providers_up": []string{"openai"}}, rules.Route{"openai", "rule_based", "small"}},
 		{"review task", map[string]any{"task_type": "ethics_review", "providers_up": up}, rules.Route{"groq", "openai", "large"}},
+		{"escalated", map[string]any{"task_type": "ethics_review", "escalated": true, "providers_up": up}, rules.Route{"openai", "rule_based", "premium"}},
+		{"not escalated", map[string]any{"task_type": "ethics_review", "escalated": false, "providers_up": up}, rules.Route{"groq", "openai", "large"}},
 		{"long context", map[string]any{"task_type": "summarise", "estimated_tokens": 9000, "providers_up": up}, rules.Route{"groq", "openai", "large"}},
 		{"default", map[string]any{"task_type": "summarise", "estimated_tokens": 800, "providers_up": up}, rules.Route{"groq", "openai", "small"}},
 	} {
@@ -238,14 +240,14 @@ func TestTraceJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &tr); err != nil {
 		t.Fatal(err)
 	}
-	if len(tr.Rules) != 4 || tr.Fired[0] != "ROUTE-REVIEW" {
+	if len(tr.Rules) != 5 || tr.Fired[0] != "ROUTE-REVIEW" {
 		t.Fatalf("trace stops at the first match: %s", b)
 	}
 	budget := tr.Rules[0]
 	if budget.Matched || budget.Conditions[0].Held || budget.Conditions[0].Expr != `budget_state in [suspended halted]` {
 		t.Fatalf("budget rule trace = %+v", budget)
 	}
-	review := tr.Rules[3].Conditions[0]
+	review := tr.Rules[4].Conditions[0]
 	if review.Expr != "any" || !review.Held || len(review.Children) != 3 {
 		t.Fatalf("review trace = %+v", review)
 	}
