@@ -48,6 +48,14 @@ platform_client if {
 	subject.id in data.platform.platform_clients
 }
 
+# The platform's Governor (data.platform.engagements.platform.governor, assigned by an
+# admin) reaches the platform engagement: it decides the platform's own approvals.
+platform_governor if {
+	engagement == reserved
+	not client
+	subject.id == data.platform.engagements[reserved].governor
+}
+
 # declared says whether an agent listed this data class among its data access requirements.
 declared(class) if class in input.subject.data_access
 
@@ -60,6 +68,8 @@ grants contains sprintf("%v works on engagement %v", [subject.id, engagement]) i
 grants contains sprintf("role %v reaches every engagement", [subject.role]) if cross_engagement
 
 grants contains sprintf("client %v is a platform client", [subject.id]) if platform_client
+
+grants contains sprintf("%v is the platform's Governor", [subject.id]) if platform_governor
 
 denials contains "resource.engagement_id is missing" if engagement == ""
 
@@ -74,6 +84,7 @@ denials contains sprintf("%v has no access to engagement %v: reserved to platfor
 	engagement == reserved
 	not cross_engagement
 	not platform_client
+	not platform_governor
 }
 
 denials contains sprintf("agent %v did not declare access to %v data", [subject.id, resource.data_class]) if {

@@ -83,3 +83,17 @@ test_platform_client_reaches_platform if {
 	e := data_scope.decision with input as client_asks("ops", "eng-2", []) with data.platform as object.union(data.platform, bound)
 	e.reasons == ["ops has no access to engagement eng-2"]
 }
+
+test_platform_governor_reaches_platform if {
+	gov := {"engagements": {"platform": {"governor": "gp"}}}
+	d := data_scope.decision with input as {"subject": {"id": "gp", "role": "governor", "engagements": ["platform"]}, "resource": {"engagement_id": "platform"}}
+		with data.platform as object.union(data.platform, gov)
+	d.allow
+	d.reasons == ["gp is the platform's Governor"]
+	o := data_scope.decision with input as {"subject": {"id": "g1", "role": "governor", "engagements": ["platform"]}, "resource": {"engagement_id": "platform"}}
+		with data.platform as object.union(data.platform, gov)
+	not o.allow
+	c := data_scope.decision with input as client_asks("gp", "platform", ["platform"])
+		with data.platform as object.union(data.platform, object.union(gov, {"client_engagements": {"gp": ["platform"]}}))
+	not c.allow
+}

@@ -126,7 +126,8 @@ func TestEngagements(t *testing.T) {
 		{"malformed", admin, `{"engagement_id":`, 400, "malformed JSON"},
 		{"wrong type", admin, `{"engagement_id":7,"governor":"g"}`, 400, "field engagement_id: must be a string"},
 		{"no governor", admin, body("eng-e", ""), 400, "field governor"},
-		{"platform is not an engagement", admin, body("platform", "g"), 400, "field engagement_id"},
+		{"not a stream name", admin, body("a/b", "g"), 400, "field engagement_id"},
+		{"the platform's Governor", admin, body("platform", "gov-p"), 201, ""},
 		{"new", admin, body("eng-e", "gov-1"), 201, ""},
 		{"the same again", admin, body("eng-e", "gov-1"), 200, ""},
 		{"another Governor replaces", admin, body("eng-e", "gov-2"), 201, ""},
@@ -156,8 +157,8 @@ func TestEngagements(t *testing.T) {
 		}
 	}
 	slices.Sort(assigned) // delivery order is not publish order
-	if !reflect.DeepEqual(assigned, []string{"gov-1", "gov-1", "gov-2"}) || len(ids) != 2 {
-		t.Fatalf("platform audit events name %v with %d ids, want gov-1 twice (one id) and gov-2", assigned, len(ids))
+	if !reflect.DeepEqual(assigned, []string{"gov-1", "gov-1", "gov-2", "gov-p"}) || len(ids) != 3 {
+		t.Fatalf("platform audit events name %v with %d ids, want gov-1 twice (one id), gov-2 and gov-p", assigned, len(ids))
 	}
 }
 

@@ -2,17 +2,21 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"waooaw.dev/governance/shared/agentreq"
+	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/workflowexec"
 )
 
@@ -145,13 +149,16 @@ var errClaimed = errors.New("approval not pending")
 // deliver the workflow's callback, then wait for the workflow to close the approval. The
 // workflow, not this clock, decides whether the decision came in time.
 func (s *Server) serveDecide(w http.ResponseWriter, req *request) error {
-	if s.opt.Workflows == nil {
-		return errorf(http.StatusServiceUnavailable, "agent creation is not configured (%s)", EnvWorkflowsURL)
-	}
 	rt := req.route.(decideRoute)
 	ap, b := rt.approval, rt.body
 	if takes := decisionsOf[ap.Kind]; !slices.Contains(takes, b.Decision) {
 		return errorf(http.StatusBadRequest, "a %s approval takes %s, not %s", ap.Kind, strings.Join(takes, " or "), b.Decision)
+	}
+	if ap.CallbackURL == "" {
+		return s.decideInPlace(w, req, ap, b)
+	}
+	if s.opt.Workflows == nil {
+		return errorf(http.StatusServiceUnavailable, "agent creation is not configured (%s)", EnvWorkflowsURL)
 	}
 	by := req.principal.Actor()
 	claim := &agentreq.Claim{Decision: b.Decision, By: by, Reason: b.Reason}
@@ -281,4 +288,59 @@ func (s *Server) awaitClose(ctx context.Context, ref *firestore.DocumentRef) (st
 			return last, nil
 		}
 	}
+}
+
+// decideInPlace decides an approval no workflow waits on (the budget guard's financial
+// request to the platform's Governor): the decision closes it at once, in a transaction,
+// and is recorded on its engagement's audit stream under an id fixed by the approval (one
+// decision per approval, so one entry).
+func (s *Server) decideInPlace(w http.ResponseWriter, req *request, ap agentreq.Approval, b decideBody) error {
+	ctx := req.Context()
+	by := req.principal.Actor()
+	at := s.opt.Now().UTC().Format(time.RFC3339Nano)
+	ref := s.opt.Firestore.Collection(agentreq.Approvals).Doc(ap.ApprovalID)
+	var closed string
+	err := s.opt.Firestore.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		closed = ""
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var cur agentreq.Approval
+		if err := snap.DataTo(&cur); err != nil {
+			return fmt.Errorf("read approval: %w", err)
+		}
+		if cur.State != agentreq.ApprovalPending {
+			closed = cur.State
+			return nil
+		}
+		return tx.Update(ref, []firestore.Update{{Path: "state", Value: agentreq.ApprovalDecided}, {Path: "decision", Value: b.Decision},
+			{Path: "decided_by", Value: by}, {Path: "reason", Value: b.Reason}, {Path: "closed_at", Value: at}})
+	})
+	switch {
+	case err != nil:
+		return &apiError{code: http.StatusServiceUnavailable, msg: "approval store unavailable; retry", cause: err}
+	case closed != "":
+		return closedError(closed)
+	}
+	req.log = append(req.log, "approval_id", ap.ApprovalID, "decision", b.Decision)
+	env, err := events.New(AuditEventType, Source, by, map[string]any{
+		"stream": ap.EngagementID, "event_type": "waooaw.approval.decided", "actor_id": req.principal.ID, "actor_type": "human",
+		"action": b.Decision, "target": "approval:" + ap.ApprovalID,
+		"context": map[string]string{"approval_type": ap.Type, "reason": b.Reason}, "approval_chain": []string{by}, "result": agentreq.ApprovalDecided,
+	})
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(ap.ApprovalID + "\x00decided"))
+	env.EventID = "dec-" + hex.EncodeToString(sum[:16])
+	env.CorrelationID, env.Time, env.EngagementID = env.EventID, at, ap.EngagementID
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if _, err := s.opt.Publisher.Publish(pctx, events.TopicAuditEvents, env); err != nil {
+		// The decision stands; its audit entry is what is missing.
+		return &apiError{code: http.StatusServiceUnavailable, msg: "decided, but its audit entry could not be published", cause: err}
+	}
+	writeJSON(w, http.StatusOK, decided{ApprovalID: ap.ApprovalID, Decision: b.Decision, DecidedBy: by})
+	return nil
 }

@@ -21,7 +21,8 @@ import (
 // Governor. The governor policy reads them as data.platform.engagements.
 const Engagements = "engagements"
 
-// PlatformStream is the audit stream of platform-wide changes (a Governor assigned).
+// PlatformStream is the audit stream of platform-wide changes (a Governor assigned), and
+// the platform's own engagement.
 const PlatformStream = "platform"
 
 // engagement is an engagements document.
@@ -47,7 +48,9 @@ func (s *Server) resolveEngagement(req *request, a *Access) *apiError {
 	if aerr := decodeBody(req, &b); aerr != nil {
 		return aerr
 	}
-	if err := audit.CheckStream(b.EngagementID); err != nil || b.EngagementID == PlatformStream {
+	// "platform" is the platform's own engagement: its Governor decides the platform's
+	// approvals (the budget's financial requests), recorded on the platform stream.
+	if err := audit.CheckStream(b.EngagementID); err != nil {
 		return errorf(http.StatusBadRequest, "field engagement_id: not usable as an engagement (and its audit stream)")
 	}
 	if b.Governor == "" || len(b.Governor) > 256 {
