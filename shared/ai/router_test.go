@@ -35,7 +35,7 @@ type fixture struct {
 	sub          string // a pull subscription on spend_events
 	now          time.Time
 	mu           sync.Mutex
-	instance     func(t *testing.T) *ai.Router // another router on the same stores
+	instance     func(t testing.TB) *ai.Router // another router on the same stores
 }
 
 type setup struct {
@@ -44,7 +44,7 @@ type setup struct {
 	state   string
 }
 
-func newFixture(t *testing.T, s setup) *fixture {
+func newFixture(t testing.TB, s setup) *fixture {
 	t.Helper()
 	env := emulators.ForTest(t)
 	t.Setenv("PUBSUB_EMULATOR_HOST", env.PubSubHost)
@@ -84,7 +84,7 @@ func newFixture(t *testing.T, s setup) *fixture {
 	if s.state != "" {
 		opts = append(opts, ai.WithBudgetState(func(context.Context) (string, error) { return s.state, nil }))
 	}
-	f.instance = func(t *testing.T) *ai.Router {
+	f.instance = func(t testing.TB) *ai.Router {
 		r, err := ai.New(secrets.Dir(f.keys), env.Firestore(t), pub, opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func testKey(agent, provider string) string {
 	return "key-" + provider + "-" + agent + "-" + strings.Repeat("x", 32)
 }
 
-func (f *fixture) addKey(t *testing.T, agent, provider string) {
+func (f *fixture) addKey(t testing.TB, agent, provider string) {
 	t.Helper()
 	cred := map[string]string{ai.ProviderGroq: ai.CredGroq, ai.ProviderOpenAI: ai.CredOpenAI}[provider]
 	name, err := ai.SecretName(testEngagement, agent, cred)
