@@ -166,11 +166,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	i := len(s.requests)
 	s.requests = append(s.requests, Request{Model: req.Model, MaxTokens: maxTokens, Key: key, Messages: len(req.Messages)})
-	var fail *Failure
-	if len(s.failures) > 0 {
-		fail = &s.failures[0]
-		s.failures = s.failures[1:]
-	}
 	s.mu.Unlock()
 	status := func(code int) {
 		s.mu.Lock()
@@ -186,6 +181,16 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		status(http.StatusBadRequest)
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "model and messages are required")
 		return
+	}
+	// A queued failure is taken by the next request that would have been answered.
+	var fail *Failure
+	s.mu.Lock()
+	if len(s.failures) > 0 {
+		fail = &s.failures[0]
+		s.failures = s.failures[1:]
+	}
+	s.mu.Unlock()
+	switch {
 	case fail != nil && fail.Status != 0:
 		status(fail.Status)
 		if fail.Status == http.StatusTooManyRequests {
