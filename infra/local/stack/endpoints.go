@@ -29,6 +29,8 @@ type Endpoints struct {
 	Control string `json:"control,omitempty"`
 	// Storage is the local Cloud Storage (host:port, STORAGE_EMULATOR_HOST).
 	Storage string `json:"storage,omitempty"`
+	// AI holds the local OpenAI-compatible servers' base URLs by provider (groq, openai).
+	AI map[string]string `json:"ai,omitempty"`
 }
 
 // Pids is the content of pids.json.

@@ -292,6 +292,10 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.onStop(func() { gcs.Close() })
+	aiURLs, err := r.startAI(ports)
+	if err != nil {
+		return err
+	}
 
 	// The Workflows emulator's address is fixed before anything starts: functions are given
 	// it, and callbacks it hands out name it.
@@ -304,7 +308,7 @@ func (r *run) start(ctx context.Context) error {
 		fmt.Fprintf(out, "  warning     port %d of the last run's Workflows emulator is taken; callback URLs recorded before name it\n", lost)
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, DevToken: strings.TrimSuffix(jwksURL, devauth.JWKSPath) + devauth.TokenPath, Workflows: wfURL, Storage: gcs.Host()}
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, DevToken: strings.TrimSuffix(jwksURL, devauth.JWKSPath) + devauth.TokenPath, Workflows: wfURL, Storage: gcs.Host(), AI: aiURLs}
 	fsHost, psHost := emu.FirestoreHost, emu.PubSubHost
 	var m *meter.Meter
 	if r.o.Meter {
@@ -329,6 +333,9 @@ func (r *run) start(ctx context.Context) error {
 		"WAOOAW_SECRETS_DIR":      secretsDir,
 		"WAOOAW_WORKFLOWS_URL":    wfURL,
 		"STORAGE_EMULATOR_HOST":   gcs.Host(),
+	}
+	for provider, v := range AIProviders {
+		local[v] = aiURLs[provider]
 	}
 	ctl := &control{ctx: ctx, fns: map[string]*proc{}, onGroup: r.setGroup}
 	for _, fn := range fns {
@@ -440,6 +447,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 	fmt.Fprintf(out, "  control     %-26s GET /v1/functions, POST /v1/functions/{name}:stop|:start, POST /v1/schedules/{name}:run\n", ep.Control)
 	fmt.Fprintf(out, "  storage     %-26s STORAGE_EMULATOR_HOST, %d buckets in %s; %d schedules\n", ep.Storage, len(spec.Buckets), filepath.Join(r.o.StateDir, StorageDir), len(spec.Schedules))
+	fmt.Fprintf(out, "  ai          groq %s, openai %s (local OpenAI-compatible servers; no keys until added to %s)\n", ep.AI["groq"], ep.AI["openai"], secretsDir)
 	fmt.Fprintf(out, "  endpoints   %s\n", filepath.Join(r.o.StateDir, EndpointsFile))
 	fmt.Fprintf(out, "  token       go run ./infra/local/cmd/waooaw-local token -role governor -subject me -engagement eng-1\n")
 	return nil

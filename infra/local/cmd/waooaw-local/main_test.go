@@ -251,6 +251,12 @@ func TestRun(t *testing.T) {
 		for name, u := range ep.Functions {
 			urls["function "+name] = u
 		}
+		if ep.AI["groq"] == "" || ep.AI["openai"] == "" {
+			t.Errorf("endpoints.json has no local AI servers: %+v", ep.AI)
+		}
+		for name, u := range ep.AI {
+			urls["ai "+name] = u
+		}
 		client := &http.Client{Timeout: 5 * time.Second}
 		for name, u := range urls {
 			if !strings.HasPrefix(u, "http://127.0.0.1:") {
