@@ -141,7 +141,9 @@ type attempt struct {
 // reported and publishes one spend event. A call refused by a cap returns a *CapError and
 // sends nothing. Asking again with the same call (same execution, task, messages, bounds)
 // returns the recorded answer and publishes the same spend event again without a new
-// request, so a retried step neither pays twice nor counts twice.
+// request, so a retried step neither pays twice nor counts twice. When the spend event
+// cannot be published the answer comes back with the error: the spend is recorded, and
+// asking again publishes it.
 func (r *Router) Ask(ctx context.Context, c Call) (Answer, error) {
 	if r == nil {
 		return Answer{}, fmt.Errorf("ai: no provider configured: %w", ErrNotConfigured)
