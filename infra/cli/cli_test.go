@@ -226,6 +226,10 @@ func TestCommands(t *testing.T) {
 			stdout: []string{"__start_waooaw"}},
 		{name: "completion fish", args: []string{"completion", "fish"}, code: 0,
 			stdout: []string{"complete -c waooaw"}},
+		{name: "approve completes the pending blocking approvals", args: []string{"--config", gov, "__complete", "approvals", "approve", ""}, code: 0,
+			stdout: []string{"apr-1\tdeployment for req-1"}},
+		{name: "veto completes no blocking approval", args: []string{"--config", gov, "__complete", "approvals", "veto", ""}, code: 0,
+			stdout: []string{":4"}, stdoutNot: "apr-1"},
 		{name: "help", args: []string{"--help"}, code: 0,
 			stdout: []string{"Exit codes", "approvals", "requests"}},
 	}

@@ -31,6 +31,7 @@ func TestAgentCreationOnTheClock(t *testing.T) {
 		{"stage function down for 20 s is retried", testStageDown},
 		{"stage failing for good fails the request", testStagePermanentFailure},
 		{"workflows emulator killed during a veto window", testWorkflowsKilled},
+		{"the waooaw CLI's veto path", testCLIVeto},
 		{"veto at hour 23 undoes 7, 5, 4, 3", testVeto},
 		{"make run restarted during a veto window", testStackRestart},
 		{"three vetoes flag the seed", testSeedFlagged},
