@@ -96,15 +96,15 @@ var projectRoles = map[string]string{
 // webhooks (webhook.go: health_events, slo_breach, approvals, each with an audit event), its
 // engagement changes (audit_events) and its policy attestations (eventsink); the pdp's
 // attestations; genesis's approvals and decisions; every stage function's audit events
-// (agentreq.Recorder); the auditor's alert on an event id reused with other content. The spec's `publishes` must say exactly this, so widening a
+// (agentreq.Recorder) and the spend events of their AI reviews (shared/ai); the auditor's alert on an event id reused with other content. The spec's `publishes` must say exactly this, so widening a
 // function's publisher rights is a change of this table, reviewed as such.
 var codePublishes = map[string][]string{
 	"gateway":   {"approvals", "audit_events", "health_events", "policy_attestations", "slo_breach"},
 	"auditor":   {"slo_breach"},
 	"pdp":       {"policy_attestations"},
-	"genesis":   {"approvals", "audit_events", "decisions"},
-	"architect": {"audit_events"},
-	"guardian":  {"audit_events", "slo_breach"},
+	"genesis":   {"approvals", "audit_events", "decisions", "spend_events"},
+	"architect": {"audit_events", "spend_events"},
+	"guardian":  {"audit_events", "slo_breach", "spend_events"},
 	"registry":  {"audit_events", "policy_attestations"},
 	// budgetguard: each transition's audit entry, the alert's approval request and the
 	// budget suspensions the registry applies.

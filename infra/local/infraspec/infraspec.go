@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"waooaw.dev/governance/shared/ai"
 )
 
 // RelPath is the file's path from the repository root.
@@ -165,6 +167,26 @@ type AICredential struct {
 	Type       string `yaml:"type"`
 }
 
+// checkAICredential: an AI key's secret is named by ai.SecretName of whose it is, the name
+// the router reads it by; any other name would be a key no call ever finds.
+func (s Secret) checkAICredential() error {
+	c := s.AICredential
+	if c == nil {
+		return nil
+	}
+	if c.Type != ai.CredGroq && c.Type != ai.CredOpenAI {
+		return fmt.Errorf("infraspec: secret %s: ai_credential type %q is neither %s nor %s", s.Name, c.Type, ai.CredGroq, ai.CredOpenAI)
+	}
+	want, err := ai.SecretName(c.Engagement, c.Agent, c.Type)
+	if err != nil {
+		return fmt.Errorf("infraspec: secret %s: ai_credential: %w", s.Name, err)
+	}
+	if s.Name != want {
+		return fmt.Errorf("infraspec: secret %s: ai_credential %s/%s/%s is named %s", s.Name, c.Engagement, c.Agent, c.Type, want)
+	}
+	return nil
+}
+
 // Workflow is a Cloud Workflows definition.
 type Workflow struct {
 	Name           string `yaml:"name"`
@@ -237,6 +259,9 @@ func (s *Spec) check() error {
 	secrets := map[string]bool{}
 	for _, sec := range s.Secrets {
 		secrets[sec.Name] = true
+		if err := sec.checkAICredential(); err != nil {
+			return err
+		}
 	}
 	for _, f := range s.Functions {
 		if err := f.checkAccess(topics, secrets); err != nil {

@@ -160,6 +160,10 @@ func TestParseRefuses(t *testing.T) {
 		{"schedule of a pushed function", wf + "schedules: [{name: s, cron: '*/10 * * * *', function: sub, path: /x}]\n", "not an http function"},
 		{"schedule cron the stack cannot run", wf + "schedules: [{name: s, cron: '0 3 * * *', function: web, path: /x}]\n", "only"},
 		{"schedule path", wf + "schedules: [{name: s, cron: '*/10 * * * *', function: web, path: x}]\n", "must start with /"},
+		{"ai key named otherwise", base + "secrets: [{name: platform-genesis-groq, ai_credential: {engagement: platform, agent: genesis, type: groq_api_key}}]\n", "is named platform-genesis-groq_5Fapi_5Fkey"},
+		{"ai key of another agent", base + "secrets: [{name: platform-genesis-groq_5Fapi_5Fkey, ai_credential: {engagement: platform, agent: vision_guardian, type: groq_api_key}}]\n", "is named platform-vision_5Fguardian-groq_5Fapi_5Fkey"},
+		{"ai key of an unknown type", base + "secrets: [{name: platform-genesis-x, ai_credential: {engagement: platform, agent: genesis, type: x}}]\n", "neither groq_api_key nor openai_api_key"},
+		{"ai key without an agent", base + "secrets: [{name: platform--groq_5Fapi_5Fkey, ai_credential: {engagement: platform, type: groq_api_key}}]\n", "ai_credential"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
