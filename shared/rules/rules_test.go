@@ -24,7 +24,7 @@ func load(t testing.TB) *rules.Set {
 func TestLoadEmbeddedTables(t *testing.T) {
 	got := strings.Join(load(t).Names(), ",")
 	want := "agent_health,agent_specification,ai_models,approval_timeouts,architecture_review,budget_thresholds,cloud_prices,connector_catalogue,ethics_review," +
-		"genesis_certification,precedent_seeds,query_routing,stage_timeouts,trial_limits,way_of_working"
+		"genesis_certification,notification_cascade,precedent_seeds,query_routing,stage_timeouts,trial_limits,way_of_working"
 	if got != want {
 		t.Fatalf("tables = %s, want %s", got, want)
 	}
