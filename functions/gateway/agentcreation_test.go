@@ -372,12 +372,15 @@ func TestGetAgentRequest(t *testing.T) {
 
 type pendingAnswer struct {
 	Approvals []struct {
-		ApprovalID string `json:"approval_id"`
-		RequestID  string `json:"request_id"`
-		Kind       string `json:"kind"`
-		Type       string `json:"type"`
-		Deadline   string `json:"deadline"`
-		SeedID     string `json:"seed_id"`
+		ApprovalID string   `json:"approval_id"`
+		RequestID  string   `json:"request_id"`
+		Kind       string   `json:"kind"`
+		Type       string   `json:"type"`
+		Deadline   string   `json:"deadline"`
+		SeedID     string   `json:"seed_id"`
+		Stage      int      `json:"stage"`
+		Reasons    []string `json:"reasons"`
+		OpenedAt   string   `json:"opened_at"`
 	} `json:"approvals"`
 }
 
@@ -399,7 +402,8 @@ func TestApprovals(t *testing.T) {
 	ids := map[string]string{}
 	for _, p := range pending.Approvals {
 		kinds[p.RequestID], ids[p.Kind] = p.Kind, p.ApprovalID
-		if p.Type != "deployment" || p.Deadline == "" {
+		// What is asked, for the console: the stage, its reasons, when it opened.
+		if p.Type != "deployment" || p.Deadline == "" || p.Stage != 6 || len(p.Reasons) != 1 || p.OpenedAt == "" {
 			t.Fatalf("listed %+v", p)
 		}
 	}

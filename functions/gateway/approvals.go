@@ -41,6 +41,10 @@ type approvalView struct {
 	Type       string `json:"type"`
 	Deadline   string `json:"deadline"`
 	SeedID     string `json:"seed_id"`
+	// What is asked: the stage that opened it and the reasons it gave, and when.
+	Stage    int      `json:"stage"`
+	Reasons  []string `json:"reasons"`
+	OpenedAt string   `json:"opened_at"`
 }
 
 var approvalStates = []string{agentreq.ApprovalPending, agentreq.ApprovalClaimed, agentreq.ApprovalDecided, agentreq.ApprovalExpired, agentreq.ApprovalImplicit}
@@ -81,7 +85,8 @@ func (s *Server) serveListApprovals(w http.ResponseWriter, req *request) error {
 		if err := d.DataTo(&a); err != nil {
 			return fmt.Errorf("read approval %s: %w", d.Ref.ID, err)
 		}
-		out = append(out, approvalView{ApprovalID: a.ApprovalID, RequestID: a.RequestID, Kind: a.Kind, Type: a.Type, Deadline: a.Deadline, SeedID: a.SeedID})
+		out = append(out, approvalView{ApprovalID: a.ApprovalID, RequestID: a.RequestID, Kind: a.Kind, Type: a.Type, Deadline: a.Deadline, SeedID: a.SeedID,
+			Stage: a.Stage, Reasons: a.Reasons, OpenedAt: a.OpenedAt})
 	}
 	// The nearest deadline first: what needs the Governor soonest.
 	slices.SortFunc(out, func(x, y approvalView) int { return strings.Compare(x.Deadline+x.ApprovalID, y.Deadline+y.ApprovalID) })

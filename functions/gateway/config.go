@@ -55,6 +55,8 @@ type Config struct {
 	// AuditDatabase is the audit log's Firestore database (firestore.DefaultDatabaseID when
 	// it shares the gateway's own).
 	AuditDatabase string
+	// ConsoleDevTokenURL is the development issuer the console's sign-in asks (local only).
+	ConsoleDevTokenURL string
 }
 
 // ConfigFrom reads the configuration, naming every missing or malformed variable at once.
@@ -89,6 +91,12 @@ func ConfigFrom(env *config.Env) (Config, error) {
 	}
 	if w := c.AgentCreationWorkflow; w != "" && !workflowNameRE.MatchString(w) {
 		env.Invalid(EnvAgentCreationWorkflow, "not projects/P/locations/L/workflows/W")
+	}
+	if v := env.Optional(EnvConsoleDevToken, ""); v != "" {
+		if u := env.URL(EnvConsoleDevToken, v, "http"); u != nil && !loopbackHost(u.Hostname()) {
+			env.Invalid(EnvConsoleDevToken, "the development issuer is served on loopback only")
+		}
+		c.ConsoleDevTokenURL = v
 	}
 	switch name, v := env.OneOf(EnvJWKSURL, EnvJWKS); name {
 	case EnvJWKSURL:

@@ -133,6 +133,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, func(c
 
 		Workflows:             wf,
 		AgentCreationWorkflow: cfg.AgentCreationWorkflow,
+		ConsoleDevTokenURL:    cfg.ConsoleDevTokenURL,
 	})
 	if err != nil {
 		watch.Stop()

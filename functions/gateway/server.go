@@ -73,6 +73,10 @@ type Options struct {
 	// AuditLog is the audit log's database, which verification and entries read; default
 	// Firestore (the log shares the default database, as on the local stack).
 	AuditLog *firestore.Client
+
+	// ConsoleDevTokenURL, when set, is the development token issuer the console's sign-in
+	// offers (EnvConsoleDevToken); never set in production.
+	ConsoleDevTokenURL string
 }
 
 // Server serves the gateway's routes.
@@ -130,6 +134,7 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("/v1/agent-requests/{id}/revisions", s.chain(endpoint{method: http.MethodPost, target: revisionTarget, authn: s.authenticateBearer, resolve: s.resolveRevision, serve: s.serveRevision}))
 	s.mux.Handle("/v1/approvals", s.chain(endpoint{method: http.MethodGet, target: listApprovalsTarget, authn: s.authenticateBearer, resolve: s.resolveListApprovals, serve: s.serveListApprovals}))
 	s.mux.Handle("/v1/approvals/{action}", s.chain(endpoint{method: http.MethodPost, target: decideTarget, authn: s.authenticateBearer, resolve: s.resolveDecide, serve: s.serveDecide}))
+	s.mux.Handle(ConsolePath, consoleHandler(o.ConsoleDevTokenURL))
 	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (Access, *apiError) {
 		return Access{}, errorf(http.StatusNotFound, "no route for this path")
 	}}))

@@ -162,6 +162,7 @@ func (g *genesisStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	case "/open":
 		a := agentreq.Approval{ApprovalID: agentreq.ApprovalID(in.RequestID, in.Kind, "deployment", 1), RequestID: in.RequestID,
 			EngagementID: in.EngagementID, Kind: in.Kind, Type: "deployment", State: agentreq.ApprovalPending, Stage: 6, Round: 1,
+			Reasons: []string{"the Governor decides the deployment"}, OpenedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339),
 			Deadline: time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC).Format(time.RFC3339), CallbackURL: in.CallbackURL}
 		st := agentreq.StatusAwaitingApproval
 		if in.Kind == agentreq.KindVetoWindow {
