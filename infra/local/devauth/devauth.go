@@ -115,7 +115,8 @@ func (i *Issuer) Serve(l net.Listener) (srv *http.Server, url string, err error)
 	}
 	h := http.NewServeMux()
 	h.Handle("GET "+JWKSPath, jwks)
-	h.Handle("POST "+TokenPath, i.TokenHandler())
+	h.Handle("POST "+TokenPath, LoopbackCORS(i.TokenHandler()))
+	h.Handle("OPTIONS "+TokenPath, LoopbackCORS(i.TokenHandler()))
 	srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l) //nolint:errcheck // ends with ErrServerClosed on shutdown
 	return srv, "http://" + l.Addr().String() + JWKSPath, nil

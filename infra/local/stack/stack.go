@@ -333,6 +333,8 @@ func (r *run) start(ctx context.Context) error {
 		"WAOOAW_SECRETS_DIR":      secretsDir,
 		"WAOOAW_WORKFLOWS_URL":    wfURL,
 		"STORAGE_EMULATOR_HOST":   gcs.Host(),
+		// The console's development sign-in (the gateway's EnvConsoleDevToken): only here.
+		"WAOOAW_CONSOLE_DEV_TOKEN_URL": ep.DevToken,
 	}
 	for provider, v := range AIProviders {
 		local[v] = aiURLs[provider]
