@@ -159,7 +159,10 @@ function renderApprovals(list) {
   const ul = $(veto ? "vetoes-list" : "approvals-list");
   const want = list.filter((a) => (a.kind === "veto_window") === veto);
   const ids = new Set(want.map((a) => a.approval_id));
-  for (const li of [...ul.children]) if (!ids.has(li.dataset.id)) li.remove();
+  // A card being decided, or decided a moment ago, stays to show the answer.
+  for (const li of [...ul.children]) {
+    if (!ids.has(li.dataset.id) && !(Number(li.dataset.keepUntil) > Date.now())) li.remove();
+  }
   const have = new Set([...ul.children].map((li) => li.dataset.id));
   for (const a of want) if (!have.has(a.approval_id)) ul.appendChild(card(a, veto));
   $(veto ? "vetoes-empty" : "approvals-empty").hidden = want.length > 0;
@@ -214,12 +217,14 @@ async function decide(li, decision) {
   const reason = li.querySelector(".reason").value.trim();
   const buttons = li.querySelectorAll("button");
   buttons.forEach((b) => { b.disabled = true; });
+  li.dataset.keepUntil = String(Number.MAX_SAFE_INTEGER);
   out.textContent = "Sending " + decision + "…";
   out.className = "result";
   try {
     const { status, data } = await api("POST", "/v1/approvals/" + encodeURIComponent(li.dataset.id) + ":decide", { decision, reason });
     out.textContent = status === 202 ? decision + " delivered; the workflow has not closed the approval yet" : decision + " recorded by " + data.decided_by;
     out.className = "result done";
+    li.dataset.keepUntil = String(Date.now() + 5000);
     li.querySelector(".confirm").hidden = true;
     if (decision === "veto") {
       // The undo steps appear on the request's timeline as they complete.
@@ -228,6 +233,7 @@ async function decide(li, decision) {
   } catch (e) {
     out.textContent = errorText(e);
     out.className = "result bad";
+    li.dataset.keepUntil = "0";
     buttons.forEach((b) => { b.disabled = false; });
   }
 }
