@@ -219,9 +219,14 @@ func (r *Reviewer) Review(ctx context.Context, in Input) (Review, error) {
 	cancel()
 	state := stateAnswered
 	switch {
+	case errors.Is(askErr, ai.ErrBudgetStopped):
+		// Refused by the budget state, which also reads as not configured: the table's
+		// verdict stands, and the entry says why no review was used.
+		rv.Error = askErr.Error()
 	case errors.Is(askErr, ai.ErrNotConfigured):
-		// No key for this agent: the rule path, exactly as with no router at all.
-		state, rv = stateNotConfigured, Review{}
+		// No key for this agent: the rule path, exactly as with no router at all. The
+		// claim keeps why, for whoever looks for the review.
+		state, rv = stateNotConfigured, Review{Error: askErr.Error()}
 	case askErr != nil:
 		rv.Error = askErr.Error()
 		if errors.Is(askErr, context.DeadlineExceeded) {
