@@ -15,10 +15,16 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	tables "waooaw.dev/governance/rules"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
+	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
 )
+
+// EnvSecretsDir holds secrets as files (the local stack); unset, Secret Manager: where the
+// AI reviews' keys are read.
+const EnvSecretsDir = "WAOOAW_SECRETS_DIR"
 
 // FunctionName is the entry point registered with the Functions Framework.
 const FunctionName = "Genesis"
@@ -28,10 +34,12 @@ var Genesis http.HandlerFunc
 
 func init() { Genesis = startup.HTTP(FunctionName, open) }
 
-// open connects Firestore and Pub/Sub in GOOGLE_CLOUD_PROJECT and loads the embedded decision
-// tables; a table that does not load, or lacks what Genesis reads, stops the instance.
+// open connects Firestore and Pub/Sub in GOOGLE_CLOUD_PROJECT, loads the embedded decision
+// tables and builds the AI router of its reviews (aireview.Open); a table that does not
+// load, or lacks what Genesis reads, stops the instance.
 func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	project := env.Required(startup.EnvProject)
+	secretsDir := env.Optional(EnvSecretsDir, "")
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -51,7 +59,17 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	env.OnShutdown(func(context.Context) error { return ps.Close() })
 	pub := NewPublisher(ps)
 	env.OnShutdown(func(context.Context) error { pub.Close(); return nil })
-	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, Logger: env.Log})
+	src, closeSecrets, err := secrets.Open(ctx, secretsDir, project)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	env.OnShutdown(func(context.Context) error { return closeSecrets() })
+	asker, stopAI, err := aireview.Open(ctx, env.Env, src, fs, pub, func(err error) { env.Log.Error(err.Error()) })
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	env.OnShutdown(func(context.Context) error { stopAI(); return nil })
+	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, Logger: env.Log, AI: asker})
 	if err != nil {
 		return nil, startup.Permanent(err)
 	}

@@ -38,7 +38,7 @@ type harness struct {
 	tap *emulators.Tap
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB, with ...func(*genesis.Options)) *harness {
 	t.Helper()
 	env := emulators.ForTest(t)
 	h := &harness{fs: env.Firestore(t), tap: env.Tap(t)}
@@ -52,7 +52,11 @@ func newHarness(t testing.TB) *harness {
 	if testing.Verbose() {
 		logTo = os.Stderr
 	}
-	s, err := genesis.New(genesis.Options{Firestore: h.fs, Publisher: pub, Rules: set, Logger: logging.New(logTo, nil)})
+	o := genesis.Options{Firestore: h.fs, Publisher: pub, Rules: set, Logger: logging.New(logTo, nil)}
+	for _, w := range with {
+		w(&o)
+	}
+	s, err := genesis.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
