@@ -15,10 +15,16 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	tables "waooaw.dev/governance/rules"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
+	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
 )
+
+// EnvSecretsDir holds secrets as files (the local stack); unset, Secret Manager: where the
+// AI reviews' keys are read.
+const EnvSecretsDir = "WAOOAW_SECRETS_DIR"
 
 // FunctionName is the entry point registered with the Functions Framework.
 const FunctionName = "Architect"
@@ -28,9 +34,11 @@ var Architect http.HandlerFunc
 
 func init() { Architect = startup.HTTP(FunctionName, open) }
 
-// open builds the architect from its environment (see startup for when and how often).
+// open builds the architect from its environment (see startup for when and how often), its
+// reviews' AI router included (aireview.Open).
 func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	project := env.Required(startup.EnvProject)
+	secretsDir := env.Optional(EnvSecretsDir, "")
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -49,16 +57,29 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		return nil, fmt.Errorf("architect: pubsub.NewClient: %w", err)
 	}
 	pub := NewPublisher(ps)
-	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set})
-	if err != nil {
-		pub.Close()
-		ps.Close()
-		fs.Close()
-		return nil, startup.Permanent(err)
-	}
-	env.OnShutdown(func(context.Context) error {
+	closeAll := func() error {
 		pub.Close()
 		return errors.Join(ps.Close(), fs.Close())
+	}
+	src, closeSecrets, err := secrets.Open(ctx, secretsDir, project)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("architect: %w", err)
+	}
+	asker, stopAI, err := aireview.Open(ctx, env.Env, src, fs, pub, func(err error) { env.Log.Error(err.Error()) })
+	if err != nil {
+		closeSecrets()
+		closeAll()
+		return nil, fmt.Errorf("architect: %w", err)
+	}
+	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, AI: asker})
+	if err != nil {
+		stopAI()
+		return nil, startup.Permanent(errors.Join(err, closeSecrets(), closeAll()))
+	}
+	env.OnShutdown(func(context.Context) error {
+		stopAI()
+		return errors.Join(closeSecrets(), closeAll())
 	})
 	return s, nil
 }

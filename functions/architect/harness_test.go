@@ -32,7 +32,7 @@ type harness struct {
 	tap *emulators.Tap
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, with ...func(*architect.Options)) *harness {
 	t.Helper()
 	env := emulators.ForTest(t)
 	h := &harness{tap: env.Tap(t), fs: env.Firestore(t)} // Tap provisions every topic
@@ -42,7 +42,11 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := architect.New(architect.Options{Firestore: h.fs, Publisher: pub, Rules: set})
+	o := architect.Options{Firestore: h.fs, Publisher: pub, Rules: set}
+	for _, w := range with {
+		w(&o)
+	}
+	s, err := architect.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
