@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/storage"
 
 	tables "waooaw.dev/governance/rules"
+	"waooaw.dev/governance/shared/aireview"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/rules"
 	"waooaw.dev/governance/shared/secrets"
@@ -39,7 +40,9 @@ var Guardian http.HandlerFunc
 
 func init() { Guardian = startup.HTTP(FunctionName, open) }
 
-// open builds the guardian from its environment (see startup for when and how often).
+// open builds the guardian from its environment (see startup for when and how often), its
+// reviews' AI router included (aireview.Open), with the keys from the same secret source as
+// the anchors' key.
 func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	project := env.Required(startup.EnvProject)
 	bucket := env.Required(EnvAnchorBucket)
@@ -83,17 +86,24 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 		return nil, fmt.Errorf("guardian: %w", err)
 	}
 	pub := NewPublisher(ps)
-	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, Anchoring: &Anchoring{
+	asker, stopAI, err := aireview.Open(ctx, env.Env, src, fs, pub, func(err error) { env.Log.Error(err.Error()) })
+	if err != nil {
+		pub.Close()
+		return nil, fmt.Errorf("guardian: %w", errors.Join(err, closeSecrets(), gcs.Close(), auditFS.Close(), ps.Close(), fs.Close()))
+	}
+	s, err := New(Options{Firestore: fs, Publisher: pub, Rules: set, AI: asker, Anchoring: &Anchoring{
 		AuditLog: auditFS,
 		Store:    GCSAnchors{Bucket: gcs.Bucket(bucket)},
 		Key:      func(ctx context.Context) ([]byte, error) { return src.Get(ctx, AnchorKeySecret) },
 		Log:      env.Log,
 	}})
 	if err != nil {
+		stopAI()
 		pub.Close()
 		return nil, startup.Permanent(errors.Join(err, closeSecrets(), gcs.Close(), auditFS.Close(), ps.Close(), fs.Close()))
 	}
 	env.OnShutdown(func(context.Context) error {
+		stopAI()
 		pub.Close()
 		return errors.Join(closeSecrets(), gcs.Close(), auditFS.Close(), ps.Close(), fs.Close())
 	})

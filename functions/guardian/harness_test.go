@@ -29,7 +29,7 @@ type harness struct {
 	tap *emulators.Tap
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, with ...func(*guardian.Options)) *harness {
 	t.Helper()
 	env := emulators.ForTest(t)
 	h := &harness{tap: env.Tap(t), fs: env.Firestore(t)} // Tap provisions every topic
@@ -39,7 +39,11 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := guardian.New(guardian.Options{Firestore: h.fs, Publisher: pub, Rules: set})
+	o := guardian.Options{Firestore: h.fs, Publisher: pub, Rules: set}
+	for _, w := range with {
+		w(&o)
+	}
+	s, err := guardian.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
