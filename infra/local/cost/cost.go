@@ -30,7 +30,7 @@ const DaysPerMonth = 30
 const (
 	Webhook       = "webhook"        // a signed client webhook through the gateway, and all it sets going
 	Decision      = "decision"       // a Governor's decision, and the process it resumes until its next wait
-	AgentCreation = "agent_creation" // an agent request, submit to deployed, on the seed path
+	AgentCreation = "agent_creation" // an agent request, submit to deployed, its Governor approval included
 	AuditCheck    = "audit_check"    // one run of the guardian's scheduled audit check
 )
 
