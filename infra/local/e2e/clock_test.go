@@ -33,7 +33,11 @@ func TestAgentCreationOnTheClock(t *testing.T) {
 		{"workflows emulator killed during a veto window", testWorkflowsKilled},
 		{"the waooaw CLI's veto path", testCLIVeto},
 		{"veto at hour 23 undoes 7, 5, 4, 3", testVeto},
+		// The console's window opens while the seed still auto-approves (two vetoes so far);
+		// it is vetoed after the restart's, which flags the seed, at the same hour 23.
+		{"console: a seed request's veto window left open", testConsoleVetoWindow},
 		{"make run restarted during a veto window", testStackRestart},
+		{"console: the Governor vetoes in the browser", testConsoleVeto},
 		{"three vetoes flag the seed", testSeedFlagged},
 	} {
 		if !t.Run(c.name, c.f) {
