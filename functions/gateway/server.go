@@ -133,6 +133,7 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("/v1/agent-requests/{id}", s.chain(endpoint{method: http.MethodGet, target: readRequestTarget, authn: s.authenticateBearer, resolve: s.resolveRequest, serve: s.serveRequest}))
 	s.mux.Handle("/v1/agent-requests/{id}/revisions", s.chain(endpoint{method: http.MethodPost, target: revisionTarget, authn: s.authenticateBearer, resolve: s.resolveRevision, serve: s.serveRevision}))
 	s.mux.Handle("/v1/approvals", s.chain(endpoint{method: http.MethodGet, target: listApprovalsTarget, authn: s.authenticateBearer, resolve: s.resolveListApprovals, serve: s.serveListApprovals}))
+	s.mux.Handle("/v1/approvals/{id}/acknowledge", s.chain(endpoint{method: http.MethodPost, target: acknowledgeTarget, authn: s.authenticateBearer, resolve: s.resolveAcknowledge, serve: s.serveAcknowledge}))
 	s.mux.Handle("/v1/approvals/{action}", s.chain(endpoint{method: http.MethodPost, target: decideTarget, authn: s.authenticateBearer, resolve: s.resolveDecide, serve: s.serveDecide}))
 	s.mux.Handle(ConsolePath, consoleHandler(o.ConsoleDevTokenURL))
 	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (Access, *apiError) {

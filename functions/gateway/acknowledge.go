@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"waooaw.dev/governance/shared/notification"
+	"waooaw.dev/governance/shared/workflowexec"
+)
+
+// ActionAcknowledge is the Governor's "I have seen it": it stops the approval's notification
+// cascade and decides nothing (docs/notifier.md).
+const ActionAcknowledge = "acknowledge"
+
+// acknowledged is the answer to an acknowledgement.
+type acknowledged struct {
+	ApprovalID     string `json:"approval_id"`
+	AcknowledgedBy string `json:"acknowledged_by"`
+	// Status: "stopped" (the cascade will send nothing more), "already_acknowledged", or
+	// "ended" (it had sent every channel already).
+	Status string `json:"status"`
+}
+
+func acknowledgeTarget(req *request) (Access, *apiError) {
+	return Access{Action: ActionAcknowledge, ResourceType: "approval", ResourceID: req.PathValue("id"), Bundles: []string{"rbac", "governor"}}, nil
+}
+
+// resolveAcknowledge reads the cascade's record: its engagement is the governor policy's
+// resource. An unknown approval is a 404 only after the policies allowed the caller.
+func (s *Server) resolveAcknowledge(req *request, a *Access) *apiError {
+	snap, err := s.opt.Firestore.Collection(notification.Collection).Doc(a.ResourceID).Get(req.Context())
+	switch {
+	case status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument:
+		req.missing = errorf(http.StatusNotFound, "no notifications for approval %q", a.ResourceID)
+		return nil
+	case err != nil:
+		return &apiError{code: http.StatusServiceUnavailable, msg: "notification store unavailable; retry", cause: err}
+	}
+	var c notification.Cascade
+	if err := snap.DataTo(&c); err != nil {
+		return &apiError{code: http.StatusInternalServerError, msg: "notification record unreadable", cause: err}
+	}
+	a.Engagement = c.EngagementID
+	req.route = c
+	return nil
+}
+
+// serveAcknowledge delivers the acknowledgement on the cascade's callback: the workflow
+// stops waiting and sends nothing more. A decided approval's cascade was cancelled already.
+func (s *Server) serveAcknowledge(w http.ResponseWriter, req *request) error {
+	c := req.route.(notification.Cascade)
+	by := req.principal.Actor()
+	ans := acknowledged{ApprovalID: c.ApprovalID, AcknowledgedBy: by}
+	switch {
+	case c.State == notification.StateAcknowledged:
+		ans.Status, ans.AcknowledgedBy = "already_acknowledged", c.AcknowledgedBy
+		writeJSON(w, http.StatusOK, ans)
+		return nil
+	case c.State == notification.StateDecided:
+		return errorf(http.StatusConflict, "approval %s is decided: its notifications have stopped", c.ApprovalID)
+	case c.CallbackURL == "":
+		return errorf(http.StatusConflict, "approval %s has no notification sent yet; retry", c.ApprovalID)
+	case s.opt.Workflows == nil:
+		return errorf(http.StatusServiceUnavailable, "workflows are not configured (%s)", EnvWorkflowsURL)
+	}
+	ctx := context.WithoutCancel(req.Context()) // once sent, see the record through
+	err := s.opt.Workflows.Callback(ctx, c.CallbackURL, map[string]string{"approval_id": c.ApprovalID, "acknowledged_by": by})
+	switch {
+	case errors.Is(err, workflowexec.ErrCallbackGone):
+		ans.Status = "ended"
+	case err != nil:
+		return &apiError{code: http.StatusServiceUnavailable, msg: "could not deliver the acknowledgement; retry", cause: err}
+	default:
+		ans.Status = "stopped"
+	}
+	req.log = append(req.log, "approval_id", c.ApprovalID, "acknowledgement", ans.Status)
+	_, err = s.opt.Firestore.Collection(notification.Collection).Doc(c.ApprovalID).Update(ctx, []firestore.Update{
+		{Path: "state", Value: notification.StateAcknowledged}, {Path: "acknowledged_by", Value: by}})
+	if err != nil {
+		// Delivered: the workflow's result holds who acknowledged; the record only lags.
+		req.log = append(req.log, "record_error", err.Error())
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
