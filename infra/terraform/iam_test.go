@@ -52,9 +52,12 @@ type iamSpec struct {
 }
 
 // callbackSenders are the functions that start workflow executions or deliver their callbacks
-// (docs/agent-creation.md): the gateway (requests, Governor decisions) and the registry (the
-// first healthy event). No other identity may touch an execution.
-var callbackSenders = []string{"gateway", "registry"}
+// (docs/agent-creation.md): the gateway (requests, Governor decisions, acknowledgements of a
+// notification cascade), the registry (the first healthy event) and the notifier, which
+// starts one notification cascade per approval and cancels it on the decision but sends no
+// callback (docs/notifier.md). Workflows has no per-workflow IAM, so its role reaches every
+// workflow: no other identity may touch an execution.
+var callbackSenders = []string{"gateway", "notifier", "registry"}
 
 // roleGrants says, for every role the module grants, whether it lets its holder invoke a
 // function (run.routes.invoke), start and resume workflow executions
@@ -109,6 +112,9 @@ var codePublishes = map[string][]string{
 	// budgetguard: each transition's audit entry, the alert's approval request and the
 	// budget suspensions the registry applies.
 	"budgetguard": {"approvals", "audit_events", "health_events"},
+	// notifier: each send, each failure after its retries and each cancellation, on the
+	// engagement's stream.
+	"notifier": {"audit_events"},
 }
 
 // aiAgents is the agent each function's AI reviews run as, read from the code (its Agent or
@@ -743,7 +749,7 @@ func TestIAMChecksBite(t *testing.T) {
 	}{
 		{"workflow account with a project invoker role",
 			replace(spec, "- name: wf-agent-creation\n    roles: [roles/logging.logWriter]", "- name: wf-agent-creation\n    roles: [roles/logging.logWriter, roles/run.invoker]"), nil,
-			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor budgetguard gateway genesis guardian pdp registry]"},
+			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor budgetguard gateway genesis guardian notifier pdp registry]"},
 		{"workflow account invoker on every function", "",
 			withTF("locals.tf", "for fn in distinct(values(try(w.function_urls, {})))", "for fn in keys(local.functions)"),
 			(*iamModel).workflowInvokerProblems, "may invoke [architect auditor budgetguard gateway"},
@@ -754,9 +760,12 @@ func TestIAMChecksBite(t *testing.T) {
 			replace(spec, "- name: fn-pdp\n    roles: []", "- name: fn-pdp\n    roles: [roles/workflows.invoker]"), nil,
 			(*iamModel).workflowsInvokerProblems, "fn-pdp"},
 		{"registry may not send callbacks",
-			replace(spec, "- name: fn-registry\n    # workflows.invoker: it delivers the first healthy event to the deploy's callback. Only the\n    # gateway and the registry hold it: nothing else may start or resume an execution.\n    roles: [roles/datastore.user, roles/workflows.invoker]\n",
+			replace(spec, "- name: fn-registry\n    # workflows.invoker: it delivers the first healthy event to the deploy's callback. Only the\n    # gateway, the registry and the notifier hold it; only the gateway and the registry send\n    # callbacks (the notifier starts and cancels its cascades).\n    roles: [roles/datastore.user, roles/workflows.invoker]\n",
 				"- name: fn-registry\n    roles: [roles/datastore.user]\n"), nil,
-			(*iamModel).workflowsInvokerProblems, "want exactly [fn-gateway fn-registry]"},
+			(*iamModel).workflowsInvokerProblems, "want exactly [fn-gateway fn-notifier fn-registry]"},
+		{"notifier may not start its cascades",
+			replace(spec, "- name: fn-notifier\n    roles: [roles/datastore.user, roles/workflows.invoker]\n", "- name: fn-notifier\n    roles: [roles/datastore.user]\n"), nil,
+			(*iamModel).workflowsInvokerProblems, "want exactly [fn-gateway fn-notifier fn-registry]"},
 		{"private function made public",
 			replace(spec, "entry_point: PDP\n", "entry_point: PDP\n    public: true\n"), nil,
 			(*iamModel).publicProblems, "function pdp: public true in the spec"},
@@ -795,7 +804,7 @@ func TestIAMChecksBite(t *testing.T) {
 			(*iamModel).publisherProblems, "fn-pdp may publish on [approvals audit_events budget_alerts"},
 		{"every identity reads every secret", "",
 			withTF("locals.tf", "for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, [])))", "for s in keys(local.secrets)"),
-			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks platform-genesis-groq_5Fapi_5Fkey"},
+			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks notify-email notify-webhook notify-webhook-2 platform-genesis-groq_5Fapi_5Fkey"},
 		{"firestore roles on every database", "",
 			withTF("iam.tf", "for_each = contains(local.firestore_roles, each.value.role) ? [google_firestore_database.default.name] : []", "for_each = []"),
 			(*iamModel).firestoreProblems, "fn-gateway, a public function's identity, may write the audit log's database"},
