@@ -39,6 +39,8 @@ func TestAgentCreationOnTheClock(t *testing.T) {
 		{"make run restarted during a veto window", testStackRestart},
 		{"console: the Governor vetoes in the browser", testConsoleVeto},
 		{"three vetoes flag the seed", testSeedFlagged},
+		// Blocking requests: the cascade's 21 minutes touch no other scenario's window.
+		{"notification cascade on the clock", testNotificationCascade},
 	} {
 		if !t.Run(c.name, c.f) {
 			// A scenario that stops half-way may leave executions waiting on the clock.

@@ -3,8 +3,9 @@
 //
 //	POST /hooks/{name}              a webhook delivery (answered 200, or a queued failure)
 //	GET  /v1/messages[?sink=NAME]   what was received, oldest first (sink "email" is SMTP)
-//	POST /v1/hooks/{name}:fail      {"status": 503, "count": 3}: the next count deliveries to
-//	                                that hook are answered status, and still recorded
+//	POST /v1/hooks/{name}:fail      {"status": 503, "count": 3, "match": "eng-1"}: the next
+//	                                count deliveries to that hook whose body contains match
+//	                                (any, without it) are answered status, and still recorded
 //	DELETE /v1/messages             forget everything received
 //
 // The SMTP side speaks enough of RFC 5321 for net/smtp (EHLO, MAIL, RCPT, DATA, RSET, NOOP,
@@ -20,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +51,7 @@ type Sinks struct {
 
 	mu       sync.Mutex
 	messages []Message
-	failures map[string][]int // per hook, the statuses of the next deliveries
+	failures map[string][]failure // per hook, in order
 }
 
 // Start listens on loopback: the SMTP sink on smtpAddr and the HTTP side on httpAddr
@@ -64,7 +66,7 @@ func Start(smtpAddr, httpAddr string) (*Sinks, error) {
 		sl.Close()
 		return nil, fmt.Errorf("sinks: http listen: %w", err)
 	}
-	s := &Sinks{SMTPAddr: sl.Addr().String(), URL: "http://" + hl.Addr().String(), smtp: sl, failures: map[string][]int{}}
+	s := &Sinks{SMTPAddr: sl.Addr().String(), URL: "http://" + hl.Addr().String(), smtp: sl, failures: map[string][]failure{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hooks/{name}", s.serveHook)
 	mux.HandleFunc("GET /v1/messages", s.serveMessages)
@@ -75,6 +77,12 @@ func Start(smtpAddr, httpAddr string) (*Sinks, error) {
 	go func() { defer s.wg.Done(); _ = s.http.Serve(hl) }()
 	go func() { defer s.wg.Done(); s.acceptSMTP() }()
 	return s, nil
+}
+
+// failure is a queued answer for the next delivery whose body contains match.
+type failure struct {
+	status int
+	match  string
 }
 
 // HookURL is the URL of the webhook named name.
@@ -119,8 +127,10 @@ func (s *Sinks) serveHook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	code := http.StatusOK
-	if q := s.failures[name]; len(q) > 0 {
-		code, s.failures[name] = q[0], q[1:]
+	q := s.failures[name]
+	if i := slices.IndexFunc(q, func(f failure) bool { return strings.Contains(string(body), f.match) }); i >= 0 {
+		code = q[i].status
+		s.failures[name] = slices.Delete(q, i, i+1)
 	}
 	s.messages = append(s.messages, Message{Sink: name, At: time.Now().UTC(), Headers: h, Body: string(body), Status: code, Accepted: code/100 == 2})
 	s.mu.Unlock()
@@ -139,7 +149,7 @@ func (s *Sinks) serveMessages(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sinks) serveForget(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	s.messages, s.failures = nil, map[string][]int{}
+	s.messages, s.failures = nil, map[string][]failure{}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -150,14 +160,17 @@ func (s *Sinks) serveFail(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use POST /v1/hooks/{name}:fail", http.StatusNotFound)
 		return
 	}
-	var b struct{ Status, Count int }
+	var b struct {
+		Status, Count int
+		Match         string
+	}
 	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Status < 400 || b.Status > 599 || b.Count < 1 {
 		http.Error(w, `want {"status": 400..599, "count": n >= 1}`, http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
 	for range b.Count {
-		s.failures[name] = append(s.failures[name], b.Status)
+		s.failures[name] = append(s.failures[name], failure{status: b.Status, match: b.Match})
 	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)

@@ -58,6 +58,21 @@ func TestHookAnswersQueuedFailuresThenAccepts(t *testing.T) {
 	if len(msgs) != 3 || msgs[0].Accepted || !msgs[2].Accepted || msgs[2].Body != `{"text":"hi"}` {
 		t.Errorf("messages %+v, want three, the last accepted with the body", msgs)
 	}
+	// A failure queued for one engagement's messages leaves the others alone.
+	post := func(body string) int {
+		r, err := http.Post(s.HookURL("ops"), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if r, err := http.Post(s.URL+"/v1/hooks/ops:fail", "application/json", strings.NewReader(`{"status": 500, "count": 1, "match": "eng-b"}`)); err != nil || r.StatusCode != http.StatusNoContent {
+		t.Fatalf("queue a matched failure: %v %v", r, err)
+	}
+	if a, b := post(`{"text":"eng-a"}`), post(`{"text":"eng-b"}`); a != 200 || b != 500 {
+		t.Errorf("eng-a answered %d, eng-b %d; want 200 and the queued 500", a, b)
+	}
 	if other := read(t, s, "email"); len(other) != 0 {
 		t.Errorf("email sink has %v, want nothing", other)
 	}

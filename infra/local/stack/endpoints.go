@@ -31,6 +31,9 @@ type Endpoints struct {
 	Storage string `json:"storage,omitempty"`
 	// AI holds the local OpenAI-compatible servers' base URLs by provider (groq, openai).
 	AI map[string]string `json:"ai,omitempty"`
+	// Sinks is the notifier's local receivers' base URL: GET /v1/messages[?sink=governor|
+	// on-call|email] reads what they received (package sinks).
+	Sinks string `json:"sinks,omitempty"`
 }
 
 // Pids is the content of pids.json.

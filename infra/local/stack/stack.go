@@ -296,6 +296,11 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sink, channels, err := r.startSinks(ports, secretsDir)
+	if err != nil {
+		return err
+	}
+	r.onStop(func() { sink.Close() })
 
 	// The Workflows emulator's address is fixed before anything starts: functions are given
 	// it, and callbacks it hands out name it.
@@ -308,7 +313,7 @@ func (r *run) start(ctx context.Context) error {
 		fmt.Fprintf(out, "  warning     port %d of the last run's Workflows emulator is taken; callback URLs recorded before name it\n", lost)
 	}
 
-	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, DevToken: strings.TrimSuffix(jwksURL, devauth.JWKSPath) + devauth.TokenPath, Workflows: wfURL, Storage: gcs.Host(), AI: aiURLs}
+	ep := &Endpoints{Firestore: emu.FirestoreHost, PubSub: emu.PubSubHost, Functions: map[string]string{}, JWKS: jwksURL, DevToken: strings.TrimSuffix(jwksURL, devauth.JWKSPath) + devauth.TokenPath, Workflows: wfURL, Storage: gcs.Host(), AI: aiURLs, Sinks: sink.URL}
 	fsHost, psHost := emu.FirestoreHost, emu.PubSubHost
 	var m *meter.Meter
 	if r.o.Meter {
@@ -339,6 +344,9 @@ func (r *run) start(ctx context.Context) error {
 	for provider, v := range AIProviders {
 		local[v] = aiURLs[provider]
 	}
+	for k, v := range channels {
+		local[k] = v // the notifier's channels: the sinks, never the spec's receivers
+	}
 	ctl := &control{ctx: ctx, fns: map[string]*proc{}, onGroup: r.setGroup}
 	for _, fn := range fns {
 		p, err := r.startFunction(ctx, fn, ports, local, secretsDir, logDir)
@@ -346,6 +354,9 @@ func (r *run) start(ctx context.Context) error {
 			return err
 		}
 		ep.Functions[fn.spec.Name] = p.url
+		if fn.spec.Name == "gateway" {
+			local["WAOOAW_GATEWAY_URL"] = p.url // the notifier's acknowledge link
+		}
 		ctl.fns[fn.spec.Name] = p
 		ctl.order = append(ctl.order, fn.spec.Name)
 	}
