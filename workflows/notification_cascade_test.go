@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +39,9 @@ type cascadeHarness struct {
 	emu      *workflowstest.Emulator
 	workflow string
 	sendCode func(channel string, attempt int) int
+	// closed names the channel whose send finds the approval closed (the notifier answers
+	// outcome "closed").
+	closed string
 
 	mu      sync.Mutex
 	notices []notice
@@ -87,7 +91,11 @@ func (h *cascadeHarness) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"channel": n.Body["channel"], "code": code})
+	out := map[string]any{"channel": n.Body["channel"], "code": code}
+	if n.Path == "/v1/send" && h.closed != "" && n.Body["channel"] == h.closed {
+		out["outcome"] = "closed"
+	}
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (h *cascadeHarness) run() workflowstest.Execution {
@@ -176,6 +184,15 @@ func TestNotificationCascade(t *testing.T) {
 			wantFail: []map[string]any{{"channel": "email", "step": float64(2), "code": float64(400), "error": "HTTP server responded with error code 400"}},
 		},
 		{
+			name: "the approval closed without a decision event: the next send ends the cascade",
+			act: func(h *cascadeHarness, _ string) {
+				h.closed = "email"
+				h.emu.Advance(20 * time.Minute)
+			},
+			wantSends: []string{"/v1/send webhook @0s", "/v1/send email @5m0s"},
+			wantState: "SUCCEEDED", wantOut: "closed", wantFail: []map[string]any{},
+		},
+		{
 			name: "cancelled at minute 7 (a decision): the third channel is never sent",
 			act: func(h *cascadeHarness, name string) {
 				h.emu.Advance(7 * time.Minute)
@@ -206,8 +223,8 @@ func TestNotificationCascade(t *testing.T) {
 				if !strings.HasPrefix(n.Auth, "Bearer OIDC:") {
 					t.Errorf("%s without an OIDC token", n.Path)
 				}
-				if n.Path == "/v1/send" && n.Body["callback_url"] == "" {
-					t.Errorf("send without the acknowledgement's callback URL: %v", n.Body)
+				if n.Path == "/v1/send" && (n.Body["callback_url"] == "" || !strings.HasSuffix(ex.Name, "/"+fmt.Sprint(n.Body["execution"]))) {
+					t.Errorf("send without the acknowledgement's callback URL or its execution's id: %v", n.Body)
 				}
 			}
 			ex = h.emu.Get(ex.Name)

@@ -41,9 +41,12 @@ type Message struct {
 	Action       string `json:"action"`
 	Rationale    string `json:"rationale,omitempty"`
 	Deadline     string `json:"deadline,omitempty"` // RFC 3339, when the approval times out
-	// AcknowledgeURL is the gateway's acknowledge route for this approval.
+	// AcknowledgeURL is the gateway's acknowledge route for this approval (bearer token).
 	AcknowledgeURL string `json:"acknowledge_url,omitempty"`
-	Step           int    `json:"step"` // the cascade's step, from 1
+	// AcknowledgeLink is the signed, once-only link that acknowledges without a token, set
+	// at each send (it names the cascade's execution and expires at the deadline).
+	AcknowledgeLink string `json:"acknowledge_link,omitempty"`
+	Step            int    `json:"step"` // the cascade's step, from 1
 }
 
 // Title is the message's one-line summary.
@@ -61,8 +64,11 @@ func (m Message) Text() string {
 	if m.Deadline != "" {
 		fmt.Fprintf(&b, "decide before: %s\n", m.Deadline)
 	}
+	if m.AcknowledgeLink != "" {
+		fmt.Fprintf(&b, "acknowledge (stops these reminders): %s\n", m.AcknowledgeLink)
+	}
 	if m.AcknowledgeURL != "" {
-		fmt.Fprintf(&b, "acknowledge (stops these reminders): POST %s with your bearer token\n", m.AcknowledgeURL)
+		fmt.Fprintf(&b, "or POST %s with your bearer token\n", m.AcknowledgeURL)
 	}
 	return b.String()
 }
@@ -106,6 +112,10 @@ func Payload(m Message) map[string]any {
 	}
 	if m.Rationale != "" {
 		blocks = append(blocks, map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": truncate(m.Rationale, 3000)}})
+	}
+	if m.AcknowledgeLink != "" {
+		blocks = append(blocks, map[string]any{"type": "actions", "elements": []map[string]any{
+			{"type": "button", "text": map[string]any{"type": "plain_text", "text": "Acknowledge"}, "url": m.AcknowledgeLink}}})
 	}
 	if m.AcknowledgeURL != "" {
 		blocks = append(blocks, map[string]any{"type": "context", "elements": []map[string]any{

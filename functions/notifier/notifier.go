@@ -19,6 +19,7 @@ import (
 
 	tables "waooaw.dev/governance/rules"
 	"waooaw.dev/governance/shared/events"
+	"waooaw.dev/governance/shared/notification"
 	"waooaw.dev/governance/shared/rules"
 	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/startup"
@@ -84,7 +85,8 @@ func open(ctx context.Context, env *startup.Env) (http.Handler, error) {
 	}
 	pub := NewPublisher(ps)
 	s, err := New(Options{Firestore: fs, Publisher: pub, Executions: wf, Workflow: cfg.Workflow, Channels: channels,
-		GatewayURL: cfg.GatewayURL, Rules: set, Logger: env.Log})
+		GatewayURL: cfg.GatewayURL, Rules: set, Logger: env.Log,
+		LinkKey: func(ctx context.Context) ([]byte, error) { return cached.Get(ctx, notification.LinkKeySecret) }})
 	if err != nil {
 		pub.Close()
 		_ = closeSecrets()

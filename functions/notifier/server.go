@@ -39,7 +39,11 @@ const (
 	AuditSent      = "waooaw.notification.sent"
 	AuditFailed    = "waooaw.notification.failed"
 	AuditCancelled = "waooaw.notification.cancelled"
+	AuditStopped   = "waooaw.notification.stopped"
 )
+
+// LinkTTL is how long an acknowledge link lives when its approval has no deadline.
+const LinkTTL = 24 * time.Hour
 
 // Executions starts and cancels workflow executions (*workflowexec.Client).
 type Executions interface {
@@ -55,10 +59,13 @@ type Options struct {
 	Executions Executions
 	Workflow   string             // projects/P/locations/L/workflows/notification_cascade
 	Channels   map[string]Channel // by the names rules/notification_cascade uses
-	GatewayURL string             // for the acknowledge link; "" leaves it out
-	Rules      *rules.Set         // default: the embedded tables
-	Logger     *slog.Logger
-	Now        func() time.Time
+	GatewayURL string             // for the acknowledge route and link; "" leaves them out
+	// LinkKey reads the key acknowledge links are signed with (notification.LinkKeySecret);
+	// nil leaves the link out of the messages.
+	LinkKey func(ctx context.Context) ([]byte, error)
+	Rules   *rules.Set // default: the embedded tables
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Server serves the notifier's routes:
@@ -383,6 +390,7 @@ type sendBody struct {
 	Step         int     `json:"step"`
 	Channel      string  `json:"channel"`
 	CallbackURL  string  `json:"callback_url"`
+	Execution    string  `json:"execution"` // the execution's id, for the acknowledge link
 	Message      Message `json:"message"`
 }
 
@@ -391,7 +399,9 @@ type Sent struct {
 	ApprovalID string `json:"approval_id"`
 	Step       int    `json:"step"`
 	Channel    string `json:"channel"`
-	Outcome    string `json:"outcome"` // delivered, already_delivered, skipped (decided or acknowledged)
+	// delivered, already_delivered, skipped (decided or acknowledged), or closed: the approval
+	// was decided or closed without a decision on decisions, and the cascade ends.
+	Outcome string `json:"outcome"`
 }
 
 // serveSend delivers one step. Its codes drive the workflow's retry: 503 for what may work on
@@ -437,6 +447,22 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		agentreq.WriteJSON(w, http.StatusOK, out)
 		return
 	}
+	// An approval decided in place (the budget guard's) publishes no decision, and a decision
+	// may land while this send is due: the approval itself says whether anyone still waits.
+	closed, err := s.approvalClosed(ctx, b.ApprovalID)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if closed != "" {
+		if err := s.stop(ctx, b, closed); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		out.Outcome = "closed"
+		agentreq.WriteJSON(w, http.StatusOK, out)
+		return
+	}
 	// The callback is recorded before anything is sent: a Governor acting on this very
 	// message finds it.
 	if b.CallbackURL != "" && cur.CallbackURL != b.CallbackURL {
@@ -449,6 +475,16 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	}
 	m := b.Message
 	m.Step = b.Step
+	// The first send may come before start() recorded the execution: the workflow names it.
+	execution := cur.Execution
+	if b.Execution != "" {
+		execution = s.opt.Workflow + "/executions/" + b.Execution
+	}
+	if m.AcknowledgeLink, err = s.link(ctx, b.ApprovalID, execution, m.Deadline); err != nil {
+		// Without its key no link is signed; the message goes out all the same, since
+		// telling the Governor matters more than the shortcut.
+		s.opt.Logger.WarnContext(ctx, "notifier: no acknowledge link", "approval_id", b.ApprovalID, "error", err.Error())
+	}
 	if err := ch.Send(ctx, m); err != nil {
 		code := http.StatusServiceUnavailable
 		if errors.Is(err, ErrRefused) {
@@ -469,6 +505,61 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Outcome = "delivered"
 	agentreq.WriteJSON(w, http.StatusOK, out)
+}
+
+// approvalClosed is the approval's state when it is no longer pending ("" while it waits or
+// is not an approvals record, as a client's webhook approval is not).
+func (s *Server) approvalClosed(ctx context.Context, approvalID string) (string, error) {
+	a, err := agentreq.GetApproval(ctx, s.opt.Firestore, approvalID)
+	switch {
+	case errors.Is(err, agentreq.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("notifier: read approval %s: %w", approvalID, err)
+	}
+	switch a.State {
+	case agentreq.ApprovalDecided, agentreq.ApprovalExpired, agentreq.ApprovalImplicit:
+		return a.State, nil
+	}
+	return "", nil
+}
+
+// stop marks the cascade decided for an approval closed without a decision event, and
+// records that nothing more is sent.
+func (s *Server) stop(ctx context.Context, b sendBody, state string) error {
+	_, err := s.ref(b.ApprovalID).Set(ctx, map[string]any{"approval_id": b.ApprovalID, "engagement_id": b.EngagementID,
+		"state": notification.StateDecided, "decision": state, "updated_at": s.now()}, firestore.MergeAll)
+	if err != nil {
+		return fmt.Errorf("notifier: stop cascade %s: %w", b.ApprovalID, err)
+	}
+	step := strconv.Itoa(b.Step)
+	return s.audit(ctx, b.ApprovalID, b.EngagementID, AuditStopped, "stop_notifications", "stopped",
+		map[string]string{"approval_state": state, "step": step, "channel": b.Channel}, "stopped")
+}
+
+// link is the signed acknowledge link of a cascade's messages, valid until the approval's
+// deadline ("" without a gateway, a key or an execution).
+func (s *Server) link(ctx context.Context, approvalID, execution, deadline string) (string, error) {
+	if s.opt.GatewayURL == "" || s.opt.LinkKey == nil || execution == "" {
+		return "", nil
+	}
+	exp := s.opt.Now().Add(LinkTTL)
+	if deadline != "" {
+		d, err := time.Parse(time.RFC3339, deadline)
+		if err != nil {
+			return "", fmt.Errorf("notifier: deadline %q: %w", deadline, err)
+		}
+		exp = d
+	}
+	key, err := s.opt.LinkKey(ctx)
+	if err != nil {
+		return "", fmt.Errorf("notifier: link key: %w", err)
+	}
+	tok, err := notification.SignLink(key, notification.Link{ApprovalID: approvalID, Execution: execution, Expires: exp})
+	if err != nil {
+		return "", err
+	}
+	return s.opt.GatewayURL + notification.LinkPath + "?token=" + tok, nil
 }
 
 // failureBody is what the workflow posts to /v1/failures after a send's last retry.

@@ -20,6 +20,7 @@ import (
 	"waooaw.dev/governance/infra/local/sinks"
 	"waooaw.dev/governance/infra/local/workflows"
 	"waooaw.dev/governance/infra/local/workflows/workflowstest"
+	"waooaw.dev/governance/shared/agentreq"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
 	"waooaw.dev/governance/shared/notification"
@@ -60,7 +61,8 @@ func newHarness(t *testing.T) *harness {
 			"webhook":   &notifier.Webhook{URL: h.sinks.HookURL("governor"), Key: key},
 			"email":     &notifier.Email{Addr: h.sinks.SMTPAddr, From: "waooaw@example.com", To: []string{"gov@example.com"}},
 			"webhook_2": &notifier.Webhook{URL: h.sinks.HookURL("on-call"), Key: key},
-		}, Logger: logging.New(io.Discard, nil)}
+		}, Logger: logging.New(io.Discard, nil),
+		LinkKey: func(context.Context) ([]byte, error) { return linkKey, nil }}
 	if testing.Verbose() {
 		o.Logger = logging.New(os.Stderr, nil)
 	}
@@ -82,6 +84,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	return h
 }
+
+// linkKey signs the acknowledge links of the harness's messages.
+var linkKey = []byte(strings.Repeat("L", 32))
 
 // push delivers an event on topic as a Pub/Sub push does and returns the answer.
 func (h *harness) push(topic string, e events.Envelope) (int, notifier.Answer) {
@@ -240,6 +245,44 @@ func TestCascadeThroughTheNotifier(t *testing.T) {
 			wantAudit: []string{"waooaw.notification.sent notify_webhook 1", "waooaw.notification.sent notify_email 2", "waooaw.notification.cancelled cancel_notifications"},
 		},
 		{
+			name: "an approval decided in place (no decision event) ends the cascade at its next send",
+			id:   "apv-f",
+			run: func(h *harness) string {
+				_, ans := h.push(events.TopicApprovals, approvalEvent(t, "apv-f"))
+				h.emu.Advance(2 * time.Minute)
+				h.setApproval("apv-f", agentreq.ApprovalDecided)
+				h.emu.Advance(20 * time.Minute)
+				ex, err := h.wf.Get(context.Background(), ans.Execution)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var res struct {
+					Outcome string   `json:"outcome"`
+					Sent    []string `json:"sent"`
+				}
+				if err := json.Unmarshal([]byte(ex.Result), &res); err != nil || res.Outcome != "closed" || !slices.Equal(res.Sent, []string{"webhook"}) {
+					t.Errorf("result %s, want outcome closed after the webhook alone (%v)", ex.Result, err)
+				}
+				return ans.Execution
+			},
+			wantReceived: map[string]int{"governor": 1},
+			wantState:    workflowexec.StateSucceeded, wantCascade: notification.StateDecided,
+			wantAudit: []string{"waooaw.notification.sent notify_webhook 1", "waooaw.notification.stopped stop_notifications 2"},
+		},
+		{
+			name: "a pending approval record does not stop it",
+			id:   "apv-g",
+			run: func(h *harness) string {
+				h.setApproval("apv-g", agentreq.ApprovalPending)
+				_, ans := h.push(events.TopicApprovals, approvalEvent(t, "apv-g"))
+				h.emu.Advance(5 * time.Minute)
+				return ans.Execution
+			},
+			wantReceived: map[string]int{"governor": 1, "email": 1},
+			wantState:    workflowexec.StateActive, wantCascade: notification.StateRunning,
+			wantAudit: []string{"waooaw.notification.sent notify_webhook 1", "waooaw.notification.sent notify_email 2"},
+		},
+		{
 			name: "a decision before the request leaves nothing to start",
 			id:   "apv-d",
 			run: func(h *harness) string {
@@ -295,6 +338,52 @@ func TestCascadeThroughTheNotifier(t *testing.T) {
 				t.Errorf("audit entries %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// setApproval writes the approval's record as the gateway or genesis keeps it.
+func (h *harness) setApproval(id, state string) {
+	h.t.Helper()
+	a := agentreq.Approval{ApprovalID: id, EngagementID: "eng-1", Kind: agentreq.KindBlocking, Type: "financial", State: state}
+	if _, err := h.fs.Collection(agentreq.Approvals).Doc(id).Set(context.Background(), a); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestAcknowledgeLink: every message carries a link signed for its approval and execution,
+// valid until the approval's deadline.
+func TestAcknowledgeLink(t *testing.T) {
+	h := newHarness(t)
+	e := approvalEvent(t, "apv-link")
+	_, ans := h.push(events.TopicApprovals, e)
+	h.emu.Advance(5 * time.Minute)
+	at, err := time.Parse(time.RFC3339Nano, e.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := at.Add(240 * time.Minute).Truncate(time.Second)
+	msgs := h.sinks.Messages("")
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want the webhook and the email", len(msgs))
+	}
+	for _, m := range msgs {
+		i := strings.Index(m.Body, "https://gw.example"+notification.LinkPath+"?token=")
+		if i < 0 {
+			t.Errorf("%s message has no acknowledge link: %s", m.Sink, m.Body)
+			continue
+		}
+		tok := m.Body[i+len("https://gw.example"+notification.LinkPath+"?token="):]
+		tok = tok[:strings.IndexFunc(tok, func(r rune) bool {
+			return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", r)
+		})]
+		l, err := notification.VerifyLink(linkKey, tok, time.Now())
+		if err != nil {
+			t.Errorf("%s link: %v", m.Sink, err)
+			continue
+		}
+		if l.ApprovalID != "apv-link" || l.Execution != ans.Execution || !l.Expires.Equal(deadline) {
+			t.Errorf("%s link %+v, want apv-link, %s, until %s", m.Sink, l, ans.Execution, deadline)
+		}
 	}
 }
 
