@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 
@@ -9,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/notification"
 	"waooaw.dev/governance/shared/workflowexec"
 )
@@ -50,23 +53,40 @@ func (s *Server) resolveAcknowledge(req *request, a *Access) *apiError {
 	return nil
 }
 
-// serveAcknowledge delivers the acknowledgement on the cascade's callback: the workflow
-// stops waiting and sends nothing more. A decided approval's cascade was cancelled already.
+// serveAcknowledge delivers the Governor's acknowledgement.
 func (s *Server) serveAcknowledge(w http.ResponseWriter, req *request) error {
-	c := req.route.(notification.Cascade)
-	by := req.principal.Actor()
+	ans, aerr := s.acknowledge(req, req.route.(notification.Cascade), req.principal.Actor(), nil)
+	if aerr != nil {
+		return aerr
+	}
+	writeJSON(w, http.StatusOK, ans)
+	return nil
+}
+
+// AuditAcknowledged is the audit entry of an acknowledgement, on the engagement's stream.
+const AuditAcknowledged = "waooaw.notification.acknowledged"
+
+// acknowledge delivers an acknowledgement on the cascade's callback (the workflow stops
+// waiting and sends nothing more) and records it on the engagement's audit stream, once per
+// approval. A decided approval's cascade was cancelled already. undo, if set, runs when
+// nothing was delivered and a retry may succeed.
+func (s *Server) acknowledge(req *request, c notification.Cascade, by string, undo func()) (acknowledged, *apiError) {
 	ans := acknowledged{ApprovalID: c.ApprovalID, AcknowledgedBy: by}
+	if undo == nil {
+		undo = func() {}
+	}
 	switch {
 	case c.State == notification.StateAcknowledged:
 		ans.Status, ans.AcknowledgedBy = "already_acknowledged", c.AcknowledgedBy
-		writeJSON(w, http.StatusOK, ans)
-		return nil
+		return ans, nil
 	case c.State == notification.StateDecided:
-		return errorf(http.StatusConflict, "approval %s is decided: its notifications have stopped", c.ApprovalID)
+		return ans, errorf(http.StatusConflict, "approval %s is decided: its notifications have stopped", c.ApprovalID)
 	case c.CallbackURL == "":
-		return errorf(http.StatusConflict, "approval %s has no notification sent yet; retry", c.ApprovalID)
+		undo()
+		return ans, errorf(http.StatusConflict, "approval %s has no notification sent yet; retry", c.ApprovalID)
 	case s.opt.Workflows == nil:
-		return errorf(http.StatusServiceUnavailable, "workflows are not configured (%s)", EnvWorkflowsURL)
+		undo()
+		return ans, errorf(http.StatusServiceUnavailable, "workflows are not configured (%s)", EnvWorkflowsURL)
 	}
 	ctx := context.WithoutCancel(req.Context()) // once sent, see the record through
 	err := s.opt.Workflows.Callback(ctx, c.CallbackURL, map[string]string{"approval_id": c.ApprovalID, "acknowledged_by": by})
@@ -74,7 +94,8 @@ func (s *Server) serveAcknowledge(w http.ResponseWriter, req *request) error {
 	case errors.Is(err, workflowexec.ErrCallbackGone):
 		ans.Status = "ended"
 	case err != nil:
-		return &apiError{code: http.StatusServiceUnavailable, msg: "could not deliver the acknowledgement; retry", cause: err}
+		undo()
+		return ans, &apiError{code: http.StatusServiceUnavailable, msg: "could not deliver the acknowledgement; retry", cause: err}
 	default:
 		ans.Status = "stopped"
 	}
@@ -85,6 +106,22 @@ func (s *Server) serveAcknowledge(w http.ResponseWriter, req *request) error {
 		// Delivered: the workflow's result holds who acknowledged; the record only lags.
 		req.log = append(req.log, "record_error", err.Error())
 	}
-	writeJSON(w, http.StatusOK, ans)
-	return nil
+	env, err := events.New(AuditEventType, Source, by, map[string]any{
+		"stream": c.EngagementID, "event_type": AuditAcknowledged, "actor_id": req.principal.ID, "actor_type": "human",
+		"action": ActionAcknowledge, "target": "approval:" + c.ApprovalID,
+		"context": map[string]string{"approval_id": c.ApprovalID, "acknowledged_by": by, "outcome": ans.Status}, "result": notification.StateAcknowledged,
+	})
+	if err != nil {
+		return ans, &apiError{code: http.StatusInternalServerError, msg: "acknowledged, but its audit entry could not be built", cause: err}
+	}
+	sum := sha256.Sum256([]byte(c.ApprovalID + "\x00acknowledged"))
+	env.EventID = "ack-" + hex.EncodeToString(sum[:16])
+	env.CorrelationID, env.EngagementID = "approval-"+c.ApprovalID, c.EngagementID
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if _, err := s.opt.Publisher.Publish(pctx, events.TopicAuditEvents, env); err != nil {
+		// The acknowledgement stands; its audit entry is what is missing.
+		return ans, &apiError{code: http.StatusServiceUnavailable, msg: "acknowledged, but its audit entry could not be published", cause: err}
+	}
+	return ans, nil
 }

@@ -22,6 +22,7 @@ import (
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/logging"
+	"waooaw.dev/governance/shared/notification"
 	"waooaw.dev/governance/shared/rules"
 	"waooaw.dev/governance/shared/secrets"
 	"waooaw.dev/governance/shared/workflowexec"
@@ -134,6 +135,8 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("/v1/agent-requests/{id}/revisions", s.chain(endpoint{method: http.MethodPost, target: revisionTarget, authn: s.authenticateBearer, resolve: s.resolveRevision, serve: s.serveRevision}))
 	s.mux.Handle("/v1/approvals", s.chain(endpoint{method: http.MethodGet, target: listApprovalsTarget, authn: s.authenticateBearer, resolve: s.resolveListApprovals, serve: s.serveListApprovals}))
 	s.mux.Handle("/v1/approvals/{id}/acknowledge", s.chain(endpoint{method: http.MethodPost, target: acknowledgeTarget, authn: s.authenticateBearer, resolve: s.resolveAcknowledge, serve: s.serveAcknowledge}))
+	s.mux.HandleFunc("GET "+notification.LinkPath, s.serveLinkPage)
+	s.mux.Handle("POST "+notification.LinkPath, linkHTML(s.chain(endpoint{method: http.MethodPost, target: linkTarget, authn: s.authenticateLink, resolve: s.resolveLink, serve: s.serveLink})))
 	s.mux.Handle("/v1/approvals/{action}", s.chain(endpoint{method: http.MethodPost, target: decideTarget, authn: s.authenticateBearer, resolve: s.resolveDecide, serve: s.serveDecide}))
 	s.mux.Handle(ConsolePath, consoleHandler(o.ConsoleDevTokenURL))
 	s.mux.Handle("/", s.chain(endpoint{target: func(*request) (Access, *apiError) {
