@@ -804,7 +804,7 @@ func TestIAMChecksBite(t *testing.T) {
 			(*iamModel).publisherProblems, "fn-pdp may publish on [approvals audit_events budget_alerts"},
 		{"every identity reads every secret", "",
 			withTF("locals.tf", "for s in distinct(concat([for m in try(f.secrets, []) : m.secret], try(f.reads_secrets, [])))", "for s in keys(local.secrets)"),
-			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks notify-email notify-webhook notify-webhook-2 platform-genesis-groq_5Fapi_5Fkey"},
+			(*iamModel).secretProblems, "fn-auditor may access secrets [audit-anchor-key jwks notification-ack-key notify-email notify-webhook notify-webhook-2 platform-genesis-groq_5Fapi_5Fkey"},
 		{"firestore roles on every database", "",
 			withTF("iam.tf", "for_each = contains(local.firestore_roles, each.value.role) ? [google_firestore_database.default.name] : []", "for_each = []"),
 			(*iamModel).firestoreProblems, "fn-gateway, a public function's identity, may write the audit log's database"},

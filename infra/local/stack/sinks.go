@@ -23,8 +23,9 @@ const (
 	SinkEmailTo = "governor@waooaw.local"
 )
 
-// notifySecrets are the webhook channels' signing keys the notifier reads by name.
-var notifySecrets = []string{"notify-webhook", "notify-webhook-2"}
+// notifySecrets are the webhook channels' signing keys the notifier reads by name, and the
+// acknowledge links' key the notifier and the gateway read.
+var notifySecrets = []string{"notify-webhook", "notify-webhook-2", "notification-ack-key"}
 
 // startSinks serves the SMTP and webhook sinks on the ports they had last run, writes the
 // webhooks' signing keys once, and returns the notifier's channel variables pointing at them.
