@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"cloud.google.com/go/firestore"
@@ -50,6 +51,34 @@ func (s *Server) resolveAcknowledge(req *request, a *Access) *apiError {
 	}
 	a.Engagement = c.EngagementID
 	req.route = c
+	return nil
+}
+
+// notificationStates marks the approvals whose cascade the acknowledge route would accept
+// now (running, a message sent), so the console offers the button only then.
+func (s *Server) notificationStates(ctx context.Context, list []approvalView) error {
+	if len(list) == 0 {
+		return nil
+	}
+	refs := make([]*firestore.DocumentRef, len(list))
+	for i, a := range list {
+		refs[i] = s.opt.Firestore.Collection(notification.Collection).Doc(a.ApprovalID)
+	}
+	snaps, err := s.opt.Firestore.GetAll(ctx, refs)
+	if err != nil {
+		return fmt.Errorf("read notification cascades: %w", err)
+	}
+	for i, snap := range snaps {
+		if !snap.Exists() {
+			continue
+		}
+		var c notification.Cascade
+		if err := snap.DataTo(&c); err != nil {
+			return fmt.Errorf("read notification cascade %s: %w", snap.Ref.ID, err)
+		}
+		list[i].Acknowledge = c.State == notification.StateRunning && c.CallbackURL != ""
+		list[i].AcknowledgedBy = c.AcknowledgedBy
+	}
 	return nil
 }
 

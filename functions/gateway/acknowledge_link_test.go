@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"waooaw.dev/governance/functions/gateway"
+	"waooaw.dev/governance/shared/agentreq"
 	"waooaw.dev/governance/shared/auth"
 	"waooaw.dev/governance/shared/events"
 	"waooaw.dev/governance/shared/notification"
@@ -136,6 +138,36 @@ func TestAcknowledgeLink(t *testing.T) {
 		t.Fatalf("after refused links the cascade is %s, want still waiting", ex.State)
 	}
 
+	// The list tells the console whether Acknowledge would be taken.
+	for _, id := range []string{"apv-link-1", "apv-link-decided"} {
+		ap := agentreq.Approval{ApprovalID: id, EngagementID: eng, Kind: agentreq.KindBlocking, Type: "deployment", State: agentreq.ApprovalPending, Deadline: later.UTC().Format(time.RFC3339)}
+		if _, err := h.opts.Firestore.Collection(agentreq.Approvals).Doc(id).Set(ctx, ap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gov := h.token(t, "gov-link", auth.RoleGovernor, eng)
+	offered := func() map[string]string {
+		a := h.call(t, "GET", "/v1/approvals", gov, nil)
+		var list struct {
+			Approvals []struct {
+				ApprovalID     string `json:"approval_id"`
+				Acknowledge    bool   `json:"acknowledge"`
+				AcknowledgedBy string `json:"acknowledged_by"`
+			} `json:"approvals"`
+		}
+		if err := json.Unmarshal([]byte(a.raw), &list); err != nil || a.status != 200 {
+			t.Fatalf("GET /v1/approvals: %d %s", a.status, a.raw)
+		}
+		out := map[string]string{}
+		for _, x := range list.Approvals {
+			out[x.ApprovalID] = fmt.Sprint(x.Acknowledge, " ", x.AcknowledgedBy)
+		}
+		return out
+	}
+	if got := offered(); got["apv-link-1"] != "true " || got["apv-link-decided"] != "false " {
+		t.Errorf("before: approvals offer acknowledge %v, want the running cascade's alone", got)
+	}
+
 	// Posting the valid link acknowledges once, as the Governor's route does.
 	p := fetch(t, "POST", linkURL, "text/html", url.Values{"token": {valid}})
 	if p.status != 200 || !strings.Contains(p.body, "no more reminders will be sent for approval apv-link-1") {
@@ -152,9 +184,13 @@ func TestAcknowledgeLink(t *testing.T) {
 		t.Errorf("the same link again: %d %s, want 410 already used", again.status, again.body)
 	}
 
+	if got := offered(); got["apv-link-1"] != "false link" {
+		t.Errorf("after: approvals offer acknowledge %v, want apv-link-1 acknowledged by the link", got)
+	}
+
 	// The Governor's own acknowledgement is recorded too, by name.
 	second := cascade("apv-link-2", notification.StateRunning)
-	if a := h.call(t, "POST", "/v1/approvals/apv-link-2/acknowledge", h.token(t, "gov-link", auth.RoleGovernor, eng), nil); a.status != 200 {
+	if a := h.call(t, "POST", "/v1/approvals/apv-link-2/acknowledge", gov, nil); a.status != 200 {
 		t.Fatalf("bearer acknowledge: %d %s", a.status, a.raw)
 	}
 	if ex := h.emu.Get(second); ex.State != "SUCCEEDED" {

@@ -45,6 +45,9 @@ type approvalView struct {
 	Stage    int      `json:"stage"`
 	Reasons  []string `json:"reasons"`
 	OpenedAt string   `json:"opened_at"`
+	// Notifications: whether its cascade would take an acknowledgement now, and who gave one.
+	Acknowledge    bool   `json:"acknowledge"`
+	AcknowledgedBy string `json:"acknowledged_by,omitempty"`
 }
 
 var approvalStates = []string{agentreq.ApprovalPending, agentreq.ApprovalClaimed, agentreq.ApprovalDecided, agentreq.ApprovalExpired, agentreq.ApprovalImplicit}
@@ -87,6 +90,9 @@ func (s *Server) serveListApprovals(w http.ResponseWriter, req *request) error {
 		}
 		out = append(out, approvalView{ApprovalID: a.ApprovalID, RequestID: a.RequestID, Kind: a.Kind, Type: a.Type, Deadline: a.Deadline, SeedID: a.SeedID,
 			Stage: a.Stage, Reasons: a.Reasons, OpenedAt: a.OpenedAt})
+	}
+	if err := s.notificationStates(req.Context(), out); err != nil {
+		return &apiError{code: http.StatusServiceUnavailable, msg: "notification store unavailable; retry", cause: err}
 	}
 	// The nearest deadline first: what needs the Governor soonest.
 	slices.SortFunc(out, func(x, y approvalView) int { return strings.Compare(x.Deadline+x.ApprovalID, y.Deadline+y.ApprovalID) })

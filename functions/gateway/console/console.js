@@ -163,6 +163,8 @@ function renderApprovals(list) {
   for (const li of [...ul.children]) {
     if (!ids.has(li.dataset.id) && !(Number(li.dataset.keepUntil) > Date.now())) li.remove();
   }
+  const byId = new Map(want.map((a) => [a.approval_id, a]));
+  for (const li of ul.children) if (byId.has(li.dataset.id)) showAcknowledge(li, byId.get(li.dataset.id));
   const have = new Set([...ul.children].map((li) => li.dataset.id));
   for (const a of want) if (!have.has(a.approval_id)) ul.appendChild(card(a, veto));
   $(veto ? "vetoes-empty" : "approvals-empty").hidden = want.length > 0;
@@ -193,9 +195,42 @@ function card(a, veto) {
   li.querySelector(".approve").addEventListener("click", () => decide(li, "approve"));
   li.querySelector(".deny").addEventListener("click", () => decide(li, "deny"));
   li.querySelector(".veto").addEventListener("click", () => askVeto(li));
+  li.querySelector(".acknowledge").addEventListener("click", () => acknowledge(li));
+  showAcknowledge(li, a);
   li.querySelector(".confirm-no").addEventListener("click", () => { li.querySelector(".confirm").hidden = true; });
   li.querySelector(".confirm-yes").addEventListener("click", () => decide(li, "veto"));
   return li;
+}
+
+// showAcknowledge offers Acknowledge only when the route would take it: the approval's
+// reminders are running and the signed-in user is a Governor (the policies decide the rest).
+function showAcknowledge(li, a) {
+  const c = claims(token());
+  const btn = li.querySelector(".acknowledge");
+  if (li.dataset.acknowledging) return;
+  btn.hidden = !(a.acknowledge && c && c.role === "governor");
+  if (a.acknowledged_by) li.querySelector(".ack-state").textContent = "Reminders stopped by " + a.acknowledged_by;
+}
+
+// acknowledge stops the approval's reminders; it decides nothing.
+async function acknowledge(li) {
+  const btn = li.querySelector(".acknowledge");
+  const out = li.querySelector(".ack-state");
+  btn.disabled = true;
+  li.dataset.acknowledging = "1";
+  out.textContent = "Acknowledging…";
+  out.className = "ack-state";
+  try {
+    const { data } = await api("POST", "/v1/approvals/" + encodeURIComponent(li.dataset.id) + "/acknowledge");
+    out.textContent = "Acknowledged by " + data.acknowledged_by + ": " + (data.status === "ended" ? "every reminder had been sent" : "no more reminders");
+    out.className = "ack-state done";
+    btn.hidden = true;
+  } catch (e) {
+    out.textContent = errorText(e);
+    out.className = "ack-state bad";
+    btn.disabled = false;
+    delete li.dataset.acknowledging;
+  }
 }
 
 function askVeto(li) {

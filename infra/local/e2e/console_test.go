@@ -233,6 +233,9 @@ func TestConsole(t *testing.T) {
 	if msg := eval[string](viewer, `document.querySelector(`+jsString(card+" .result")+`).textContent`); !strings.HasPrefix(msg, "403: forbidden") || !strings.Contains(msg, "viewer") {
 		t.Fatalf("the viewer's approval answered %q; want the API's 403 naming the viewer's role", msg)
 	}
+	if eval[bool](viewer, `document.querySelector(`+jsString(card+" .acknowledge:not([hidden])")+`) !== null`) {
+		t.Fatal("the viewer is offered Acknowledge")
+	}
 	viewer.screenshot("viewer-refused")
 
 	// The Governor of another engagement sees none of it, and the timeline is refused.
@@ -251,6 +254,13 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the other Governor's timeline says %q; want the API's refusal naming them", msg)
 	}
 
+	// The Governor acknowledges (the reminders stop; the approval still waits), then approves.
+	gov.waitFor("the Acknowledge button", `document.querySelector(`+jsString(card+" .acknowledge:not([hidden])")+`) !== null`, 30*time.Second)
+	gov.do("acknowledge", chromedp.Click(chromedp.CSS(card+" .acknowledge")))
+	gov.waitFor("the acknowledgement", `document.querySelector(`+jsString(card+" .ack-state.done")+`) !== null`, 20*time.Second)
+	if msg := eval[string](gov, `document.querySelector(`+jsString(card+" .ack-state")+`).textContent`); !strings.Contains(msg, "Acknowledged by user:gov-"+p.eng) {
+		t.Fatalf("after acknowledging the card says %q", msg)
+	}
 	// The Governor approves with a reason; the request goes on to deployed.
 	gov.do("approve", chromedp.SetValue(chromedp.CSS(card+" .reason"), "checked the catalogue scope"), chromedp.Click(chromedp.CSS(card+" .approve")))
 	gov.waitFor("the decision", `document.querySelector(`+jsString(card+" .result.done")+`) !== null`, 20*time.Second)
