@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"waooaw.dev/governance/infra/local/apiclient"
 	"waooaw.dev/governance/infra/local/sinks"
 	"waooaw.dev/governance/infra/local/stack"
+	"waooaw.dev/governance/shared/notification"
 )
 
 // cascadeParty is one engagement's blocking approval with the stack's sinks and notifier.
@@ -111,6 +114,59 @@ func (c *cascadeParty) expectReceived(t *testing.T, ctx context.Context, when st
 	}
 }
 
+// ackLink is the acknowledge link of this approval's first governor message.
+func (c *cascadeParty) ackLink(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	var got struct{ Messages []sinks.Message }
+	c.get(t, ctx, c.ep.Sinks+"/v1/messages?sink="+stack.SinkHookGovernor, &got)
+	// The notifier names the gateway by its function's own URL.
+	route := notification.LinkPath + "?token="
+	for _, m := range got.Messages {
+		var p struct {
+			ApprovalID string           `json:"approval_id"`
+			Blocks     []map[string]any `json:"blocks"`
+		}
+		if json.Unmarshal([]byte(m.Body), &p) != nil || p.ApprovalID != c.approval {
+			continue
+		}
+		for _, b := range p.Blocks {
+			for _, e := range anySlice(b["elements"]) {
+				if u, _ := e.(map[string]any)["url"].(string); strings.HasPrefix(u, "http://127.0.0.1:") && strings.Contains(u, route) {
+					return u
+				}
+			}
+		}
+		t.Fatalf("the governor message of %s has no acknowledge link (%s): %s", c.approval, route, m.Body)
+	}
+	t.Fatalf("no governor message for %s", c.approval)
+	return ""
+}
+
+func anySlice(v any) []any { s, _ := v.([]any); return s }
+
+// linkCall opens (GET) or posts a link's token, as a JSON client, and returns the answer.
+func linkCall(t *testing.T, ctx context.Context, method, u, token string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(url.Values{"token": {token}}.Encode())
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, u, body)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+	} else {
+		req.Header.Set("Accept", "text/html")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // result is the cascade's execution as the Executions API shows it.
 type cascadeResult struct {
 	State  string
@@ -167,7 +223,8 @@ func (c *cascadeParty) notifications(t *testing.T, ctx context.Context, want int
 }
 
 // testNotificationCascade runs an approval's notification cascade on the stack's clock:
-// channels at 0, 5 and 15 minutes, an acknowledgement, a failing webhook and a decision.
+// channels at 0, 5 and 15 minutes, an acknowledgement by the Governor and by the message's
+// link, a failing webhook and a decision.
 func testNotificationCascade(t *testing.T) {
 	for _, sc := range []struct {
 		name string
@@ -206,6 +263,34 @@ func testNotificationCascade(t *testing.T) {
 				t.Fatalf("cascade %+v, want acknowledged by the Governor", ex)
 			}
 			c.expectReceived(t, ctx, "after 18 min", map[string][]string{"governor": {"accepted"}})
+			if _, err := decide(t, ctx, c.gov, c.approval, "deny"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"acknowledged by the message's link at minute 3: opening it stops nothing, posting it stops the rest, once", func(t *testing.T, ctx context.Context) {
+			c := newCascade(t, ctx, 0)
+			c.expectReceived(t, ctx, "at once", map[string][]string{"governor": {"accepted"}})
+			link := c.ackLink(t, ctx)
+			advance(t, ctx, 3*time.Minute)
+			if code, body := linkCall(t, ctx, http.MethodGet, link, ""); code != 200 || !strings.Contains(body, `method="post"`) {
+				t.Fatalf("GET the link: %d %s, want the page with its button", code, body)
+			}
+			if ex := c.execution(t, ctx); ex.State != "ACTIVE" {
+				t.Fatalf("cascade %+v after opening the link, want still waiting", ex)
+			}
+			base, tok, _ := strings.Cut(link, "?token=")
+			if code, body := linkCall(t, ctx, http.MethodPost, base, tok); code != 200 || !strings.Contains(body, `"stopped"`) {
+				t.Fatalf("POST the link: %d %s, want stopped", code, body)
+			}
+			advance(t, ctx, 15*time.Minute)
+			ex := c.execution(t, ctx)
+			if ex.State != "SUCCEEDED" || ex.Result.Outcome != "acknowledged" || ex.Result.AcknowledgedBy != "link" {
+				t.Fatalf("cascade %+v, want acknowledged by the link", ex)
+			}
+			c.expectReceived(t, ctx, "after 18 min", map[string][]string{"governor": {"accepted"}})
+			if code, body := linkCall(t, ctx, http.MethodPost, base, tok); code != http.StatusGone || !strings.Contains(body, "already used") {
+				t.Errorf("the same link again: %d %s, want 410 already used", code, body)
+			}
 			if _, err := decide(t, ctx, c.gov, c.approval, "deny"); err != nil {
 				t.Fatal(err)
 			}
