@@ -10,6 +10,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"waooaw.dev/governance/infra/local/infraspec"
 	"waooaw.dev/governance/shared/events"
 )
 
@@ -17,7 +18,15 @@ func TestProvisionEnforcesSchemasAndDeadLetters(t *testing.T) {
 	env := ForTest(t)
 	// Every function pushed to gets the same unreachable URL: the auditor (a Pub/Sub function)
 	// and the registry (an HTTP function that also takes health_events by push) alike.
-	spec := env.Provision(t, map[string]string{"auditor": "http://127.0.0.1:1", "registry": "http://127.0.0.1:1"})
+	repo, _, lerr := infraspec.LoadRepo()
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	urls := map[string]string{}
+	for _, s := range repo.Subscriptions {
+		urls[s.PushFunction] = "http://127.0.0.1:1"
+	}
+	spec := env.Provision(t, urls)
 	c := env.PubSub(t)
 	ctx := context.Background()
 
