@@ -1,10 +1,8 @@
 package budgetguard
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -125,28 +123,9 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 }
 
 // Push is the body Pub/Sub posts to a push endpoint (wrapped delivery).
-type Push struct {
-	Message struct {
-		Data        []byte            `json:"data"`
-		Attributes  map[string]string `json:"attributes"`
-		MessageID   string            `json:"messageId"`
-		PublishTime string            `json:"publishTime"`
-	} `json:"message"`
-	Subscription    string `json:"subscription"`
-	DeliveryAttempt int    `json:"deliveryAttempt"`
-}
+type Push = events.Push
 
-func readPush(r *http.Request) (Push, error) {
-	var p Push
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxPushBytes))
-	if err != nil {
-		return p, fmt.Errorf("%w: body: %v", events.ErrPoison, err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("%w: not a Pub/Sub push: %v", events.ErrPoison, err)
-	}
-	return p, nil
-}
+func readPush(r *http.Request) (Push, error) { return events.ReadPush(r, MaxPushBytes) }
 
 // Answer is a push's answer (Pub/Sub reads only the status; tests and operators the rest).
 type Answer struct {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -139,25 +138,11 @@ func (s *Server) ref(approvalID string) *firestore.DocumentRef {
 
 func (s *Server) now() string { return s.opt.Now().UTC().Format(time.RFC3339Nano) }
 
-// push is the body Pub/Sub posts to a push endpoint (wrapped delivery).
-type push struct {
-	Message struct {
-		Data      []byte `json:"data"`
-		MessageID string `json:"messageId"`
-	} `json:"message"`
-	Subscription    string `json:"subscription"`
-	DeliveryAttempt int    `json:"deliveryAttempt"`
-}
-
 // readEvent reads a push and decodes its envelope from topic.
-func readEvent(r *http.Request, topic string, data any) (push, events.Envelope, error) {
-	var p push
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+func readEvent(r *http.Request, topic string, data any) (events.Push, events.Envelope, error) {
+	p, err := events.ReadPush(r, MaxBodyBytes)
 	if err != nil {
-		return p, events.Envelope{}, fmt.Errorf("%w: body: %v", events.ErrPoison, err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, events.Envelope{}, fmt.Errorf("%w: not a Pub/Sub push: %v", events.ErrPoison, err)
+		return p, events.Envelope{}, err
 	}
 	env, err := events.Decode(topic, p.Message.Data)
 	if err != nil {
@@ -179,7 +164,7 @@ type Answer struct {
 // answer writes a push's outcome: 200 when applied or nothing to do; 400 for poison (logged
 // at ERROR: the dead-letter topic takes it after the last attempt); 503 for anything a
 // redelivery may fix.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, p push, ans Answer, err error) {
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, p events.Push, ans Answer, err error) {
 	switch {
 	case errors.Is(err, events.ErrPoison):
 		s.opt.Logger.ErrorContext(r.Context(), "notifier: poison message", "message_id", p.Message.MessageID,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -32,19 +31,8 @@ const (
 	HealthSuspended = "suspended"
 )
 
-// Push is the body Pub/Sub posts to a push endpoint (wrapped delivery): the message with
-// its data base64-encoded (encoding/json decodes it into []byte).
-type Push struct {
-	Message struct {
-		Data        []byte            `json:"data"`
-		Attributes  map[string]string `json:"attributes"`
-		MessageID   string            `json:"messageId"`
-		PublishTime string            `json:"publishTime"`
-		OrderingKey string            `json:"orderingKey"`
-	} `json:"message"`
-	Subscription    string `json:"subscription"`
-	DeliveryAttempt int    `json:"deliveryAttempt"`
-}
+// Push is the body Pub/Sub posts to a push endpoint (wrapped delivery).
+type Push = events.Push
 
 // A budget suspension: the budget guard's report of a live non-critical agent while the
 // platform's budget is suspended (functions/budgetguard).
@@ -131,12 +119,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 // decodePush reads the push body into p and its message into a health event. Every error
 // wraps events.ErrPoison: no retry can fix it.
 func decodePush(r *http.Request, p *Push) (events.Envelope, Report, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxPushBytes))
-	if err != nil {
-		return events.Envelope{}, Report{}, fmt.Errorf("%w: body: %v", events.ErrPoison, err)
-	}
-	if err := json.Unmarshal(b, p); err != nil {
-		return events.Envelope{}, Report{}, fmt.Errorf("%w: not a Pub/Sub push: %v", events.ErrPoison, err)
+	var err error
+	if *p, err = events.ReadPush(r, MaxPushBytes); err != nil {
+		return events.Envelope{}, Report{}, err
 	}
 	env, err := events.Decode(events.TopicHealthEvents, p.Message.Data)
 	if err != nil {
